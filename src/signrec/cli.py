@@ -59,6 +59,100 @@ def _extract(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run)
 
 
+def _train_config(args: argparse.Namespace):
+    from .training.config import TrainConfig
+
+    return TrainConfig(max_epochs=args.max_epochs, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
+                       seed=args.seed, progress=not args.no_progress)  # fmt: skip
+
+
+def _training_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-epochs", type=int, default=2000, help="upper bound on epochs (default 2000)")
+    p.add_argument("--patience", type=int, default=100, help="early stopping: epochs without a better val loss")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--activation", choices=["tanh", "relu"], default="tanh",
+                   help="activation inside the LSTMs (tanh: Keras's default; relu: the popular tutorial's)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+@command(
+    "train",
+    "train a model on a keypoint folder (<gloss>/<id>.npy [+ manifest.csv]) and write a run folder",
+    "signrec train keypoints/ --framework torch --out runs/torch --max-epochs 300",
+)
+def _train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="keypoint folder")
+    p.add_argument("--out", required=True, help="run folder (split.json, history.csv, checkpoint, run.json)")
+    p.add_argument("--framework", choices=["torch", "keras"], default="torch")
+    p.add_argument("--model", default="lstm", help="registered model name (torch only; default lstm)")
+    p.add_argument("--read", choices=["last_valid", "final"], default="last_valid",
+                   help="LSTM output read at each clip's last frame, or at the final padded step (the seed's way)")
+    p.add_argument("--split", help="a split.json to reuse (default: the run's own, else official or stratified)")
+    _training_args(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from .training.runner import train
+
+        options = {"activation": args.activation}
+        if args.framework == "torch" and args.model == "lstm":
+            options["read"] = args.read
+        r = train(args.data, args.out, args.framework, args.model, options, _train_config(args), split_file=args.split)
+        print(f"{r.framework}/{r.model}: {r.parameters:,} parameters, {r.epochs} epochs (best {r.best_epoch}), "
+              f"val accuracy {r.val_acc:.1%}, {r.seconds_per_epoch:.2f} s/epoch, split {r.split}\n"
+              f"checkpoint: {r.checkpoint}")  # fmt: skip
+        return 0
+
+    p.set_defaults(func=run)
+
+
+@command(
+    "compare",
+    "train the PyTorch and the Keras reference LSTM on the same split and write a side-by-side report",
+    "signrec compare keypoints/ --out runs/compare --max-epochs 300",
+)
+def _compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="keypoint folder")
+    p.add_argument("--out", required=True, help="folder for both runs, comparison.csv and report.md")
+    _training_args(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from .pipeline import compare
+
+        c = compare(args.data, args.out, _train_config(args), args.activation)
+        print(c.table)
+        print(f"report: {c.report}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+@command(
+    "evaluate",
+    "evaluate a run: top-1/top-5, per-gloss metrics, bootstrap interval, confusion matrices, curves, report",
+    "signrec evaluate runs/torch                      # its test split\n"
+    "  signrec evaluate runs/torch --data new_signers/ --split all",
+)
+def _evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run folder (or checkpoint file with --data)")
+    p.add_argument("--data", help="keypoint folder (default: the one the run was trained on)")
+    p.add_argument("--split", choices=["test", "val", "train", "all"], default="test")
+    p.add_argument("--out", help="output folder (default RUN/eval-SPLIT)")
+
+    def run(args: argparse.Namespace) -> int:
+        from .evaluate import evaluate_run
+
+        ev = evaluate_run(args.run, args.data, args.split, args.out)
+        print(ev.summary_line())
+        if ev.skipped:
+            print(f"skipped {ev.skipped} clips whose gloss the model does not know")
+        print(f"report: {ev.files['report']}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 

@@ -1,0 +1,52 @@
+"""Model registry: name -> builder. Unknown names fail with the list of known ones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+_REGISTRY: dict[str, tuple[Callable[..., nn.Module], type]] = {}
+
+
+def register(name: str, config_cls: type) -> Callable:
+    """Register `builder(config) -> nn.Module` under `name`, with its config dataclass."""
+
+    def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered")
+        _REGISTRY[name] = (builder, config_cls)
+        return builder
+
+    return wrap
+
+
+def known_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def _entry(name: str) -> tuple[Callable[..., nn.Module], type]:
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(known_models())}")
+    return _REGISTRY[name]
+
+
+def make_config(name: str, **kwargs: Any) -> Any:
+    """The config dataclass of model `name`, built from keyword arguments (unknown keys are an error)."""
+    _, cls = _entry(name)
+    fields = set(cls.__dataclass_fields__)
+    unknown = set(kwargs) - fields
+    if unknown:
+        raise TypeError(f"model {name!r} has no options {sorted(unknown)}; options: {sorted(fields)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
+
+
+def build_model(name: str, config: Any) -> nn.Module:
+    builder, _ = _entry(name)
+    return builder(config)
+
+
+from . import lstm  # noqa: E402  (registers the built-in models)
+
+register("lstm", lstm.LSTMConfig)(lstm.LSTMClassifier)

@@ -1,0 +1,145 @@
+"""The from-scratch LSTM against torch.nn.LSTM and Keras's LSTM; the model registry; parameter parity."""
+
+import numpy as np
+import pytest
+import torch
+
+from signrec.models import build_model, known_models, make_config
+from signrec.models.keras_lstm import build_keras_model, import_keras
+from signrec.models.lstm import LSTMClassifier, LSTMConfig, ScratchLSTM, last_valid, pad_batch
+
+REFERENCE_PARAMETERS = 596_708  # 4 glosses, 1662 features
+
+
+def _inputs(batch=3, steps=7, features=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, steps, features, generator=g)
+
+
+def test_forward_and_gradients_match_torch_nn_lstm():
+    torch.manual_seed(0)
+    ours = ScratchLSTM(5, 4, "tanh")
+    with torch.no_grad():
+        ours.bias.uniform_(-0.5, 0.5)
+    ref = torch.nn.LSTM(5, 4, batch_first=True)
+    with torch.no_grad():
+        ref.weight_ih_l0.copy_(ours.weight_ih)
+        ref.weight_hh_l0.copy_(ours.weight_hh)
+        ref.bias_ih_l0.copy_(ours.bias)
+        ref.bias_hh_l0.zero_()
+    x1 = _inputs().requires_grad_(True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    w = torch.randn(3, 7, 4)
+    y1, (y2, _) = ours(x1), ref(x2)
+    torch.testing.assert_close(y1, y2, rtol=1e-5, atol=1e-6)
+    (y1 * w).sum().backward()
+    (y2 * w).sum().backward()
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours.weight_ih.grad, ref.weight_ih_l0.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours.weight_hh.grad, ref.weight_hh_l0.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours.bias.grad, ref.bias_ih_l0.grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_forward_and_gradients_match_keras_lstm(activation):
+    keras = import_keras()
+    import jax
+    import jax.numpy as jnp
+
+    torch.manual_seed(1)
+    ours = ScratchLSTM(5, 4, activation)
+    with torch.no_grad():
+        ours.bias.uniform_(-0.5, 0.5)
+    layer = keras.layers.LSTM(4, activation=activation, return_sequences=True)
+    layer.build((None, 7, 5))
+    layer.set_weights([ours.weight_ih.detach().numpy().T, ours.weight_hh.detach().numpy().T, ours.bias.detach().numpy()])
+    x = _inputs()
+    w = torch.randn(3, 7, 4)
+    np.testing.assert_allclose(np.asarray(layer(x.numpy())), ours(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+    fixed = [jnp.asarray(v.value) for v in layer.non_trainable_variables]
+
+    def loss(variables, inputs):
+        y, _ = layer.stateless_call(variables, fixed, inputs)
+        return (y * jnp.asarray(w.numpy())).sum()
+
+    variables = [jnp.asarray(v.value) for v in layer.trainable_variables]
+    g_vars, g_x = jax.grad(loss, argnums=(0, 1))(variables, jnp.asarray(x.numpy()))
+    xt = x.clone().requires_grad_(True)
+    (ours(xt) * w).sum().backward()
+    np.testing.assert_allclose(np.asarray(g_x), xt.grad.numpy(), rtol=1e-4, atol=1e-6)
+    for got, ref in zip([ours.weight_ih.grad.T, ours.weight_hh.grad.T, ours.bias.grad], g_vars):
+        np.testing.assert_allclose(got.numpy(), np.asarray(ref), rtol=1e-4, atol=1e-6)
+
+
+def test_parameter_count_matches_keras_exactly():
+    config = LSTMConfig(num_classes=4)
+    torch_model = LSTMClassifier(config)
+    assert sum(p.numel() for p in torch_model.parameters()) == REFERENCE_PARAMETERS
+    assert build_keras_model(config, max_frames=30).count_params() == REFERENCE_PARAMETERS
+
+
+def test_no_builtin_lstm_inside():
+    model = LSTMClassifier(LSTMConfig(num_classes=4))
+    assert not any(isinstance(m, (torch.nn.LSTM, torch.nn.LSTMCell, torch.nn.RNNBase)) for m in model.modules())
+
+
+def test_xavier_uniform_bounds():
+    layer = ScratchLSTM(1662, 64)
+    bound = np.sqrt(6 / (1662 + 4 * 64))
+    assert layer.weight_ih.abs().max() <= bound
+    assert layer.weight_ih.abs().max() > 0.9 * bound  # really uniform over the whole range
+
+
+def test_padding_does_not_change_the_prediction():
+    torch.manual_seed(0)
+    model = LSTMClassifier(LSTMConfig(num_classes=3, input_size=6)).eval()
+    a, b = torch.randn(5, 6), torch.randn(9, 6)
+    x, lengths = pad_batch([a, b])
+    with torch.no_grad():
+        batched = model(x, lengths)
+        alone = model(a[None], torch.tensor([5]))
+        final = LSTMClassifier(LSTMConfig(num_classes=3, input_size=6, read="final"))
+        final.load_state_dict(model.state_dict())
+        seed_way = final(x)
+    torch.testing.assert_close(batched[0], alone[0], rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(seed_way[0], alone[0], atol=1e-4)  # reading the padded final step differs
+
+
+def test_pad_batch_pre_and_post():
+    a, b = torch.ones(2, 3), 2 * torch.ones(4, 3)
+    post, lengths = pad_batch([a, b])
+    assert lengths.tolist() == [2, 4]
+    assert post[:, :, 0].tolist() == [[1, 1, 0, 0], [2, 2, 2, 2]]
+    pre, _ = pad_batch([a, b], "pre", total=5)
+    assert pre[:, :, 0].tolist() == [[0, 0, 0, 1, 1], [0, 2, 2, 2, 2]]
+    out = torch.arange(10.0).view(2, 5, 1)
+    assert last_valid(out, torch.tensor([2, 5])).flatten().tolist() == [1.0, 9.0]
+
+
+def test_pad_batch_matches_keras_pad_sequences():
+    keras = import_keras()
+    seqs = [np.random.default_rng(i).random((n, 4), dtype=np.float32) for i, n in enumerate([3, 6, 2])]
+    for side in ("pre", "post"):
+        ours, _ = pad_batch([torch.from_numpy(s) for s in seqs], side)
+        ref = keras.utils.pad_sequences(seqs, dtype="float32", padding=side)
+        np.testing.assert_array_equal(ours.numpy(), ref)
+
+
+def test_registry_fails_loudly_on_unknown_names():
+    assert "lstm" in known_models()
+    with pytest.raises(KeyError, match="known models: .*lstm"):
+        build_model("gpt", None)
+    with pytest.raises(TypeError, match="no options"):
+        make_config("lstm", num_classes=3, wings=2)
+
+
+@pytest.mark.parametrize("name", known_models())
+def test_every_registered_model_runs_forward_and_backward(name):
+    model = build_model(name, make_config(name, num_classes=5, input_size=1662))
+    x, lengths = pad_batch([torch.randn(12, 1662), torch.randn(7, 1662)])
+    logits = model(x, lengths)
+    assert logits.shape == (2, 5) and torch.isfinite(logits).all()
+    logits.logsumexp(-1).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert not missing, f"parameters without gradient: {missing}"
