@@ -153,6 +153,81 @@ def _evaluate(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run)
 
 
+@command(
+    "predict",
+    "predict the sign in video files with a trained run or checkpoint (top-k glosses with probabilities)",
+    "signrec predict runs/torch clip.mp4 more_clips/ --top-k 3\n  signrec predict runs/keras/model.keras clip.mp4 --json",
+)
+def _predict(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="run folder, model.pt or model.keras")
+    p.add_argument("videos", nargs="+", help="video files or folders")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout, for machines")
+
+    def run(args: argparse.Namespace) -> int:
+        import json
+
+        from .predict import predict_videos
+
+        results = predict_videos(args.checkpoint, args.videos, args.top_k)
+        if args.json:
+            print(json.dumps([r.to_dict() for r in results], indent=2))
+        else:
+            for r in results:
+                if r.error:
+                    print(f"{r.video}: ERROR {r.error}")
+                else:
+                    print(f"{r.video} ({r.frames} frames): " + ", ".join(f"{g} {p:.1%}" for g, p in r.top))
+        return 1 if any(r.error for r in results) else 0
+
+    p.set_defaults(func=run)
+
+
+@command(
+    "live",
+    "recognise signs live from a camera (or a video standing in for one), with landmarks and prediction drawn",
+    "signrec live runs/torch --source 0\n  signrec live runs/torch --source clip.mp4 --output annotated.mp4",
+)
+def _live(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="run folder, model.pt or model.keras")
+    p.add_argument("--source", default="0", help="camera index or video file (default 0)")
+    p.add_argument("--output", help="write the annotated video here (and a .csv prediction log) instead of a window")
+    p.add_argument("--window", type=int, help="frames per window (default: the model's sequence length)")
+    p.add_argument("--stride", type=int, default=2, help="predict every N frames (default 2)")
+    p.add_argument("--threshold", type=float, default=0.7, help="minimum probability to show a sign")
+    p.add_argument("--stable", type=int, default=3, help="windows in a row that must agree (default 3)")
+
+    def run(args: argparse.Namespace) -> int:
+        from .live import LiveConfig, live
+
+        r = live(args.checkpoint, args.source, args.output,
+                 LiveConfig(args.window, args.stride, args.threshold, args.stable))  # fmt: skip
+        shown = ", ".join(f"{g}: {n} frames" for g, n in sorted(r.shown.items(), key=lambda kv: -kv[1]))
+        print(f"{r.frames} frames, {r.predictions} predictions, {r.frames / max(r.seconds, 1e-9):.1f} frames/s; shown: {shown}")
+        print(f"prediction log: {r.log}" + (f"\nannotated video: {r.output}" if r.output else ""))
+        return 0
+
+    p.set_defaults(func=run)
+
+
+@command(
+    "export",
+    "export a PyTorch run to ONNX (probabilities identical to PyTorch under onnxruntime)",
+    "signrec export runs/torch --onnx model.onnx",
+)
+def _export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="run folder or model.pt")
+    p.add_argument("--onnx", required=True, help="output .onnx file")
+
+    def run(args: argparse.Namespace) -> int:
+        from .predict import export_onnx
+
+        print(f"wrote {export_onnx(args.checkpoint, args.onnx)}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -184,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("signrec: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, OSError) as e:
+    except (FileNotFoundError, ValueError, OSError, KeyError) as e:
         print(f"signrec {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -32,7 +32,7 @@ MANIFEST_FIELDS = [
 ]  # fmt: skip
 
 
-class ExtractionError(Exception):
+class ExtractionError(ValueError):
     """A clip that produced no keypoints; the message names the file and the reason."""
 
 

@@ -17,7 +17,7 @@ import numpy as np
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".swf")
 
 
-class VideoError(Exception):
+class VideoError(ValueError):
     """A video that cannot be used; the message names the file and the problem."""
 
 

@@ -23,6 +23,87 @@ from .. import layout
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
 
 
+def _act_grad(activation: str, activated: torch.Tensor) -> torch.Tensor:
+    """d act(z) / dz, written in terms of act(z)."""
+    if activation == "tanh":
+        return 1 - activated * activated
+    return (activated > 0).to(activated.dtype)
+
+
+def _recur(
+    xz: torch.Tensor, w_hh: torch.Tensor, activation: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The recurrence over time from precomputed input projections `xz (batch, time, 4H)`.
+
+    Returns outputs h (B, T, H), gates after activation [i, f, g, o] (B, T, 4H), cells c (B, T, H) and
+    act(c) (B, T, H); the last three are what the hand-written backward needs.
+    """
+    batch, steps, four_h = xz.shape
+    h_size = four_h // 4
+    act = ACTIVATIONS[activation]
+    h = xz.new_zeros(batch, h_size)
+    c = xz.new_zeros(batch, h_size)
+    w_hh_t = w_hh.t()
+    hs, gates_all, cs, acs = [], [], [], []
+    for t in range(steps):
+        z = torch.addmm(xz[:, t], h, w_hh_t)  # (batch, 4H)
+        gates = torch.sigmoid(z)
+        g = act(z[:, 2 * h_size : 3 * h_size])
+        c = torch.addcmul(gates[:, h_size : 2 * h_size] * c, gates[:, :h_size], g)
+        ac = act(c)
+        h = gates[:, 3 * h_size :] * ac
+        hs.append(h)
+        gates_all.append(torch.cat([gates[:, : 2 * h_size], g, gates[:, 3 * h_size :]], dim=1))
+        cs.append(c)
+        acs.append(ac)
+    return torch.stack(hs, 1), torch.stack(gates_all, 1), torch.stack(cs, 1), torch.stack(acs, 1)
+
+
+class _Recurrence(torch.autograd.Function):
+    """The LSTM recurrence with a hand-written backward (backpropagation through time).
+
+    Autograd would record about ten nodes per time step; here the backward loop does six small operations
+    per step, and the element-wise derivative factors for all steps are computed at once, outside the loop.
+    """
+
+    @staticmethod
+    def forward(ctx, xz: torch.Tensor, w_hh: torch.Tensor, activation: str) -> torch.Tensor:  # type: ignore[override]
+        hs, gates, cs, acs = _recur(xz, w_hh, activation)
+        ctx.activation = activation
+        ctx.save_for_backward(w_hh, hs, gates, cs, acs)
+        return hs
+
+    @staticmethod
+    def backward(ctx, d_hs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:  # type: ignore[override]
+        w_hh, hs, gates, cs, acs = ctx.saved_tensors
+        batch, steps, h_size = hs.shape
+        i, f, g, o = gates.split(h_size, dim=2)
+        c_prev = torch.cat([cs.new_zeros(batch, 1, h_size), cs[:, :-1]], dim=1)
+        h_prev = torch.cat([hs.new_zeros(batch, 1, h_size), hs[:, :-1]], dim=1)
+        # dz = [dc, dc, dc, dh_o] * factor, where factor folds in the gate derivatives for every step at once.
+        sig = gates * (1 - gates)
+        factor = torch.cat([
+            g * sig[..., :h_size],  # input gate: dz_i = dc * g * i(1-i)
+            c_prev * sig[..., h_size : 2 * h_size],  # forget gate: dz_f = dc * c_prev * f(1-f)
+            i * _act_grad(ctx.activation, g),  # candidate: dz_g = dc * i * act'(z_g)
+            acs * sig[..., 3 * h_size :],  # output gate: dz_o = dh * act(c) * o(1-o)
+        ], dim=2)  # fmt: skip
+        dc_from_h = o * _act_grad(ctx.activation, acs)  # dc += dh * o * act'(c)
+        dh_next = hs.new_zeros(batch, h_size)
+        dc_next = hs.new_zeros(batch, h_size)
+        dzs = []
+        for t in range(steps - 1, -1, -1):
+            dh = d_hs[:, t] + dh_next
+            dc = torch.addcmul(dc_next, dh, dc_from_h[:, t])
+            dz = torch.cat([dc, dc, dc, dh], dim=1) * factor[:, t]
+            dh_next = dz @ w_hh
+            dc_next = dc * f[:, t]
+            dzs.append(dz)
+        d_xz = torch.stack(dzs[::-1], dim=1)  # (B, T, 4H)
+        d_w_hh = d_xz.reshape(-1, 4 * h_size).t() @ h_prev.reshape(-1, h_size)
+        return d_xz, d_w_hh, None
+
+
 class ScratchLSTM(nn.Module):
     """One LSTM layer. Input `(batch, time, input_size)`, output `(batch, time, hidden_size)`."""
 
@@ -45,28 +126,13 @@ class ScratchLSTM(nn.Module):
             self.bias.zero_()
             self.bias[h : 2 * h].fill_(1.0)  # forget-gate bias 1, as Keras's unit_forget_bias
 
-    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, steps, _ = x.shape
-        h_size = self.hidden_size
-        act = ACTIVATIONS[self.activation]
         # All time steps' input projections in one matrix product: (batch, time, 4 * hidden).
         xz = torch.addmm(self.bias, x.reshape(batch * steps, -1), self.weight_ih.t()).view(batch, steps, -1)
-        if state is None:
-            h = x.new_zeros(batch, h_size)
-            c = x.new_zeros(batch, h_size)
-        else:
-            h, c = state
-        w_hh_t = self.weight_hh.t()
-        outputs = []
-        for t in range(steps):
-            z = torch.addmm(xz[:, t], h, w_hh_t)  # (batch, 4 * hidden)
-            gates = torch.sigmoid(z)
-            i, f, o = gates[:, :h_size], gates[:, h_size : 2 * h_size], gates[:, 3 * h_size :]
-            g = act(z[:, 2 * h_size : 3 * h_size])
-            c = torch.addcmul(f * c, i, g)
-            h = o * act(c)
-            outputs.append(h)
-        return torch.stack(outputs, dim=1)
+        if torch.is_grad_enabled() and (xz.requires_grad or self.weight_hh.requires_grad) and not torch.jit.is_tracing():
+            return _Recurrence.apply(xz, self.weight_hh, self.activation)
+        return _recur(xz, self.weight_hh, self.activation)[0]
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, activation={self.activation}"
