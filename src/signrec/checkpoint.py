@@ -141,7 +141,7 @@ class Predictor:
 
         from .models.lstm import pad_batch
 
-        with torch.no_grad():
+        with torch.inference_mode():
             fixed = self.preprocess.max_frames if self.card.model_config.get("read") == "final" else None
             x, lengths = pad_batch([torch.from_numpy(a) for a in xs], self.preprocess.padding, fixed)
             device = next(self.model.parameters()).device

@@ -63,6 +63,33 @@ def draw(frame: np.ndarray, results: object, text: str, fps: float) -> None:
                 0.6 * scale, (180, 255, 180), 1)  # fmt: skip
 
 
+class _BackgroundWriter:
+    """Encodes frames in a thread (OpenCV releases the GIL), so writing the video does not slow the loop."""
+
+    def __init__(self, path: Path, fps: float, shape: tuple[int, ...]):
+        import queue
+        import threading
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        h, w = shape[:2]
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+        self._queue: queue.Queue = queue.Queue(maxsize=64)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (frame := self._queue.get()) is not None:
+            self._writer.write(frame)
+
+    def write(self, frame: np.ndarray) -> None:
+        self._queue.put(frame)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._writer.release()
+
+
 @dataclass
 class LiveResult:
     frames: int
@@ -100,9 +127,9 @@ def live(
     n = predictions = 0
     shown, text = NO_SIGN, NO_SIGN
     times: deque = deque(maxlen=30)
-    t_start = time.perf_counter()
     try:
         with Holistic() as holistic:
+            t_start = time.perf_counter()  # the loop's own time: Holistic's start-up is paid once, before it
             while config.max_frames is None or n < config.max_frames:
                 ok, frame = cap.read()
                 if not ok:
@@ -124,21 +151,20 @@ def live(
                 draw(frame, results, text, len(times) / sum(times))
                 if out_path is not None:
                     if writer is None:
-                        out_path.parent.mkdir(parents=True, exist_ok=True)
-                        h, w = frame.shape[:2]
-                        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps_in, (w, h))
+                        writer = _BackgroundWriter(tmp, fps_in, frame.shape)
                     writer.write(frame)
                 else:  # pragma: no cover - needs a screen
                     cv2.imshow("signrec live (q to quit)", frame)
                     if cv2.waitKey(1) & 0xFF == ord("q"):
                         break
+            seconds = time.perf_counter() - t_start
     finally:
         cap.release()
         log_file.close()
         if writer is not None:
-            writer.release()
+            writer.close()
             if n:
                 os.replace(tmp, out_path)
         if out_path is None:  # pragma: no cover - needs a screen
             cv2.destroyAllWindows()
-    return LiveResult(n, predictions, shown_counts, str(log_path), str(out_path or ""), time.perf_counter() - t_start)
+    return LiveResult(n, predictions, shown_counts, str(log_path), str(out_path or ""), seconds)

@@ -31,12 +31,12 @@ def _act_grad(activation: str, activated: torch.Tensor) -> torch.Tensor:
 
 
 def _recur(
-    xz: torch.Tensor, w_hh: torch.Tensor, activation: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    xz: torch.Tensor, w_hh: torch.Tensor, activation: str, keep: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """The recurrence over time from precomputed input projections `xz (batch, time, 4H)`.
 
     Returns outputs h (B, T, H), gates after activation [i, f, g, o] (B, T, 4H), cells c (B, T, H) and
-    act(c) (B, T, H); the last three are what the hand-written backward needs.
+    act(c) (B, T, H); the last three are what the hand-written backward needs (None unless `keep`).
     """
     batch, steps, four_h = xz.shape
     h_size = four_h // 4
@@ -53,9 +53,12 @@ def _recur(
         ac = act(c)
         h = gates[:, 3 * h_size :] * ac
         hs.append(h)
-        gates_all.append(torch.cat([gates[:, : 2 * h_size], g, gates[:, 3 * h_size :]], dim=1))
-        cs.append(c)
-        acs.append(ac)
+        if keep:
+            gates_all.append(torch.cat([gates[:, : 2 * h_size], g, gates[:, 3 * h_size :]], dim=1))
+            cs.append(c)
+            acs.append(ac)
+    if not keep:
+        return torch.stack(hs, 1), None, None, None
     return torch.stack(hs, 1), torch.stack(gates_all, 1), torch.stack(cs, 1), torch.stack(acs, 1)
 
 
@@ -132,7 +135,7 @@ class ScratchLSTM(nn.Module):
         xz = torch.addmm(self.bias, x.reshape(batch * steps, -1), self.weight_ih.t()).view(batch, steps, -1)
         if torch.is_grad_enabled() and (xz.requires_grad or self.weight_hh.requires_grad) and not torch.jit.is_tracing():
             return _Recurrence.apply(xz, self.weight_hh, self.activation)
-        return _recur(xz, self.weight_hh, self.activation)[0]
+        return _recur(xz, self.weight_hh, self.activation, keep=False)[0]
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, activation={self.activation}"
