@@ -17,11 +17,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, markdown_table, require_data  # noqa: E402
+import cv2
+from common import machine, markdown_table, require_data
 
-import cv2  # noqa: E402
-
-from signrec.extract import Holistic, extract, results_to_row  # noqa: E402
+from signrec.extract import Holistic, extract, results_to_row
 
 
 def pick_clips(data: Path, n: int) -> list[Path]:

@@ -18,16 +18,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, markdown_table, require_data  # noqa: E402
+import numpy as np
+from common import machine, markdown_table, require_data
 
-import numpy as np  # noqa: E402
-
-from signrec.checkpoint import load_predictor  # noqa: E402
-from signrec.extract import Holistic  # noqa: E402
-from signrec.live import LiveConfig, live  # noqa: E402
-from signrec.training.config import TrainConfig  # noqa: E402
-from signrec.training.runner import train  # noqa: E402
-from signrec.video import iter_frames  # noqa: E402
+from signrec.checkpoint import load_predictor
+from signrec.extract import Holistic
+from signrec.live import LiveConfig, live
+from signrec.training.config import TrainConfig
+from signrec.training.runner import train
+from signrec.video import iter_frames
 
 
 def main() -> None:

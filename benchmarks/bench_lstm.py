@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, markdown_table  # noqa: E402
+from common import machine, markdown_table
 
-from signrec.models.lstm import ScratchLSTM  # noqa: E402
+from signrec.models.lstm import ScratchLSTM
 
 UNITS = (64, 128, 64)
 

@@ -230,7 +230,7 @@ def write_report(path: str | os.PathLike, evaluations: list[Evaluation], title: 
     from .io import atomic_write_text
 
     path = Path(path)
-    rel = lambda p: os.path.relpath(p, path.parent)  # noqa: E731
+    rel = lambda p: os.path.relpath(p, path.parent)
     k = evaluations[0].metrics.k if evaluations else 5
     lines = [f"# {title}", "",
              "Top-1/top-k *per instance* = share of clips right; *per gloss* = mean over glosses of each gloss's "

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import layout
-from .io import atomic_save_npy, clean_partials, read_csv_rows, write_csv_atomic
+from .io import atomic_save_npy, clean_partials, load_npy, read_csv_rows, write_csv_atomic
 from .video import FULL, VIDEO_SUFFIXES, FrameRange, VideoError, iter_rgb, probe
 
 MANIFEST_NAME = "manifest.csv"
@@ -315,7 +315,6 @@ def _row(job: Job, out_root: Path, **values: Any) -> dict:
 def _run_job(args: tuple[Job, str, float]) -> tuple[dict, float, float]:
     """Extract one clip in a worker; returns (manifest row, seconds in Holistic, seconds in total)."""
     job, out_root, min_person = args
-    global _WORKER_HOLISTIC
     if _WORKER_HOLISTIC is None:
         _worker_init()
     t0 = time.perf_counter()
@@ -325,22 +324,22 @@ def _run_job(args: tuple[Job, str, float]) -> tuple[dict, float, float]:
     except (VideoError, ExtractionError, ValueError) as e:
         status = "no_person" if isinstance(e, NoPersonError) else "failed"
         return _row(job, Path(out_root), status=status, error=str(e)), 0.0, time.perf_counter() - t0
-    found = layout.presence_summary(clip.keypoints)
-    row = _row(job, Path(out_root), status="ok", error="", frames=clip.frames, fps=round(clip.fps, 3),
-               **{k: round(v, 4) for k, v in found.items()})  # fmt: skip
-    return row, clip.holistic_seconds, time.perf_counter() - t0
+    return _ok_row(job, Path(out_root), clip.keypoints, clip.fps), clip.holistic_seconds, time.perf_counter() - t0
+
+
+def _ok_row(job: Job, out_root: Path, keypoints: np.ndarray, fps: float) -> dict:
+    found = layout.presence_summary(keypoints)
+    return _row(job, out_root, status="ok", error="", frames=len(keypoints), fps=round(fps, 3),
+                **{k: round(v, 4) for k, v in found.items()})  # fmt: skip
 
 
 def _row_from_file(job: Job, out_root: Path) -> dict:
     """Rebuild a manifest row for a clip whose `.npy` exists but whose row was lost (interrupted run)."""
-    kp = np.load(job.dest, allow_pickle=False)
     try:
         fps = probe(job.source).fps
     except VideoError:
         fps = 0.0
-    found = layout.presence_summary(kp)
-    return _row(job, out_root, status="ok", error="", frames=len(kp), fps=round(fps, 3),
-                **{k: round(v, 4) for k, v in found.items()})  # fmt: skip
+    return _ok_row(job, out_root, load_npy(job.dest), fps)
 
 
 def write_manifest(path: str | os.PathLike, rows: list[dict]) -> None:
@@ -440,6 +439,16 @@ def read_manifest(folder: str | os.PathLike) -> list[dict]:
 
 
 __all__ = [
-    "Holistic", "results_to_row", "iter_rows", "extract_video", "extract", "find_jobs", "ClipKeypoints",
-    "ExtractSummary", "ExtractionError", "NoPersonError", "read_manifest", "write_manifest",
+    "ClipKeypoints",
+    "ExtractSummary",
+    "ExtractionError",
+    "Holistic",
+    "NoPersonError",
+    "extract",
+    "extract_video",
+    "find_jobs",
+    "iter_rows",
+    "read_manifest",
+    "results_to_row",
+    "write_manifest",
 ]  # fmt: skip

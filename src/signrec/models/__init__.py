@@ -47,6 +47,6 @@ def build_model(name: str, config: Any) -> nn.Module:
     return builder(config)
 
 
-from . import lstm  # noqa: E402  (registers the built-in models)
+from . import lstm  # noqa: E402  (registers the built-in models below)
 
 register("lstm", lstm.LSTMConfig)(lstm.LSTMClassifier)
