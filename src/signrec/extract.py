@@ -269,8 +269,8 @@ def find_jobs(
         return [Job(input.stem, "", str(input), str(out / f"{input.stem}.npy"), frame_range)]
     meta = _read_metadata(metadata if metadata is not None else input / MANIFEST_NAME)
     jobs = []
-    for src in sorted(input.rglob("*")):
-        if not src.is_file() or src.suffix.lower() not in VIDEO_SUFFIXES or src.name.startswith("."):
+    for src in _walk_files(input):
+        if src.suffix.lower() not in VIDEO_SUFFIXES or src.name.startswith("."):
             continue
         rel = src.relative_to(input)
         gloss = rel.parent.as_posix() if rel.parent != Path(".") else ""
@@ -283,6 +283,11 @@ def find_jobs(
     if not jobs:
         raise FileNotFoundError(f"{input}: no video files found (looked for {', '.join(VIDEO_SUFFIXES)})")
     return jobs
+
+
+def _walk_files(root: Path) -> list[Path]:
+    """Every file below `root`, following linked folders, sorted."""
+    return sorted(Path(d) / f for d, _, files in os.walk(root, followlinks=True) for f in files)
 
 
 _WORKER_HOLISTIC: Holistic | None = None
