@@ -38,19 +38,12 @@ class Dataset:
         """Label order: sorted gloss names (stable across runs and frameworks)."""
         return sorted({s.gloss for s in self.samples})
 
-    def labels(self, glosses: list[str] | None = None) -> np.ndarray:
-        index = {g: i for i, g in enumerate(glosses or self.glosses)}
-        return np.array([index[s.gloss] for s in self.samples], dtype=np.int64)
-
     def subset(self, paths: list[str]) -> list[Sample]:
         by_path = {s.path: s for s in self.samples}
         missing = [p for p in paths if p not in by_path]
         if missing:
             raise KeyError(f"{self.root}: split names clips that are not in the data: {missing[:5]}")
         return [by_path[p] for p in paths]
-
-    def counts(self) -> dict[str, int]:
-        return dict(sorted(Counter(s.gloss for s in self.samples).items()))
 
 
 def load_keypoints(path: str | os.PathLike) -> np.ndarray:

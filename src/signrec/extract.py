@@ -11,7 +11,7 @@ import multiprocessing as mp
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,13 +135,6 @@ class ClipKeypoints:
     @property
     def frames(self) -> int:
         return len(self.keypoints)
-
-
-def iter_rows(frames: Iterable[np.ndarray], holistic: Holistic) -> Iterator[tuple[np.ndarray, Any]]:
-    """(row, results) for each BGR frame: the streaming form used by prediction and live recognition."""
-    for frame in frames:
-        results = holistic.process_bgr(frame)
-        yield results_to_row(results), results
 
 
 def extract_video(
@@ -452,7 +445,6 @@ __all__ = [
     "extract",
     "extract_video",
     "find_jobs",
-    "iter_rows",
     "read_manifest",
     "results_to_row",
     "write_manifest",

@@ -179,15 +179,6 @@ def count_frames(path: str | os.PathLike) -> int:
     return n
 
 
-def is_video(path: str | os.PathLike) -> bool:
-    """True if OpenCV can open the file and decode at least one frame."""
-    try:
-        next(iter_frames(path))
-        return True
-    except (VideoError, StopIteration):
-        return False
-
-
 def write_video(path: str | os.PathLike, frames: Iterator[np.ndarray], fps: float) -> int:
     """Write BGR frames to an mp4 file atomically (temporary name, then rename). Returns the frame count."""
     path = Path(path)
