@@ -134,3 +134,19 @@ def test_every_command_has_help_with_an_example(capsys):
             main([name, "--help"])
         assert e.value.code == 0
         assert "example:" in capsys.readouterr().out
+
+
+def test_live_reports_an_error_from_the_model_stage_and_leaves_no_partial_video(torch_run, clips, tmp_path):
+    from signrec.checkpoint import load_predictor
+
+    predictor = load_predictor(torch_run)
+
+    def broken(seqs):
+        raise RuntimeError("model exploded")
+
+    predictor.predict_proba = broken
+    out = tmp_path / "a.mp4"
+    with pytest.raises(RuntimeError, match="model exploded"):
+        live(predictor, str(clips / "68012.mp4"), out, LiveConfig(window=5))
+    assert not out.exists()
+    assert not any(p.name.endswith(".mp4") for p in tmp_path.iterdir())

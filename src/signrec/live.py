@@ -6,19 +6,23 @@ state is "no sign". Holistic is created once; the model runs once per `stride` f
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
 from .checkpoint import Predictor, load_predictor
 from .extract import Holistic, results_to_row
-from .video import open_camera
+from .video import open_camera, prefetch
 
 NO_SIGN = "no sign"
 
@@ -63,31 +67,92 @@ def draw(frame: np.ndarray, results: object, text: str, fps: float) -> None:
                 0.6 * scale, (180, 255, 180), 1)  # fmt: skip
 
 
-class _BackgroundWriter:
-    """Encodes frames in a thread (OpenCV releases the GIL), so writing the video does not slow the loop."""
+def _read(cap: cv2.VideoCapture, max_frames: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(BGR frame to draw on, RGB copy for Holistic) for each frame of the source."""
+    n = 0
+    while max_frames is None or n < max_frames:
+        ok, frame = cap.read()
+        if not ok:
+            return
+        n += 1
+        yield frame, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
-    def __init__(self, path: Path, fps: float, shape: tuple[int, ...]):
+
+class _Annotator:
+    """What happens to a frame after Holistic: its row joins the window, the model runs every `stride` frames,
+    the stabiliser decides what is shown, the log gets a line, and the frame is drawn on."""
+
+    def __init__(self, predictor: Predictor, window: int, config: LiveConfig, log: Any, t_start: float):
+        self.predictor, self.window, self.config, self.log, self.t_start = predictor, window, config, log, t_start
+        self.rows: deque = deque(maxlen=window)
+        self.stabiliser = Stabiliser(config.threshold, config.stable)
+        self.frames = self.predictions = 0
+        self.shown, self.text = NO_SIGN, NO_SIGN
+        self.shown_counts: dict[str, int] = {}
+        self.stamps: deque = deque(maxlen=31)
+
+    def __call__(self, frame: np.ndarray, results: object) -> np.ndarray:
+        now = time.perf_counter()
+        self.rows.append(results_to_row(results))
+        self.frames += 1
+        if len(self.rows) == self.window and self.frames % self.config.stride == 0:
+            probs = self.predictor.predict_proba([np.stack(self.rows)])[0]
+            best = int(probs.argmax())
+            gloss, p = self.predictor.labels[best], float(probs[best])
+            self.shown = self.stabiliser.update(gloss, p)
+            self.predictions += 1
+            self.text = f"{self.shown} ({p:.0%})" if self.shown != NO_SIGN else NO_SIGN
+            self.log.writerow([self.frames, f"{now - self.t_start:.3f}", gloss, f"{p:.4f}", self.shown])
+        self.shown_counts[self.shown] = self.shown_counts.get(self.shown, 0) + 1
+        self.stamps.append(now)
+        fps = (len(self.stamps) - 1) / (self.stamps[-1] - self.stamps[0]) if len(self.stamps) > 1 else 0.0
+        draw(frame, results, self.text, fps)
+        return frame
+
+
+class _BackgroundStage:
+    """Runs `annotate` and encodes the video in a thread, so that the main thread only runs Holistic.
+
+    OpenCV, MediaPipe's drawing and PyTorch release the GIL for their heavy parts, so this work fills the time
+    Holistic leaves the cores idle. The queue is bounded: a slow stage holds the loop back instead of growing.
+    """
+
+    def __init__(self, annotate: _Annotator, path: Path, fps: float):
         import queue
         import threading
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        h, w = shape[:2]
-        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-        self._queue: queue.Queue = queue.Queue(maxsize=64)
+        self.annotate, self.path, self.fps, self._writer = annotate, path, fps, None
+        self._queue: queue.Queue = queue.Queue(maxsize=16)
+        self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while (frame := self._queue.get()) is not None:
-            self._writer.write(frame)
+        try:
+            while (item := self._queue.get()) is not None:
+                frame = self.annotate(*item)
+                if self._writer is None:
+                    h, w = frame.shape[:2]
+                    self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+                self._writer.write(frame)
+        except BaseException as e:  # handed to the main thread
+            self._error = e
+            while self._queue.get() is not None:  # drain so that put() never blocks forever
+                pass
 
-    def write(self, frame: np.ndarray) -> None:
-        self._queue.put(frame)
+    def put(self, frame: np.ndarray, results: object) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((frame, results))
 
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join()
-        self._writer.release()
+        if self._writer is not None:
+            self._writer.release()
+        if self._error is not None:
+            raise self._error
 
 
 @dataclass
@@ -107,64 +172,58 @@ def live(
     config: LiveConfig | None = None,
 ) -> LiveResult:
     """Run live recognition. With `output`, writes the annotated video (and a CSV prediction log beside it)
-    instead of opening a window, so it runs on a machine with no screen."""
+    instead of opening a window, so it runs on a machine with no screen.
+
+    Three stages overlap: frames are read in a background thread, Holistic runs in this one, and the rest
+    (window, model, drawing, video encoding) runs in another background thread when writing a video.
+    """
     config = config or LiveConfig()
     predictor = checkpoint if isinstance(checkpoint, Predictor) else load_predictor(checkpoint)
     window = config.window or predictor.preprocess.max_frames or 30
     cap = open_camera(source)
     fps_in = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    rows: deque = deque(maxlen=window)
-    stabiliser = Stabiliser(config.threshold, config.stable)
-    writer = None
     out_path = Path(output) if output else None
     tmp = out_path.with_name(f".{out_path.stem}.partial{out_path.suffix}") if out_path else None
-    log_path = (out_path.with_suffix(".csv") if out_path else Path(f"live-{int(time.time())}.csv"))
+    log_path = out_path.with_suffix(".csv") if out_path else Path(f"live-{int(time.time())}.csv")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_file = open(log_path, "w", newline="")
     log = csv.writer(log_file)
     log.writerow(["frame", "time_s", "top_gloss", "probability", "shown"])
-    shown_counts: dict[str, int] = {}
-    n = predictions = 0
-    shown, text = NO_SIGN, NO_SIGN
-    times: deque = deque(maxlen=30)
+    stage = None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one window at a time: a second thread only competes with Holistic's
     try:
         with Holistic() as holistic:
             t_start = time.perf_counter()  # the loop's own time: Holistic's start-up is paid once, before it
-            while config.max_frames is None or n < config.max_frames:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                t0 = time.perf_counter()
-                results = holistic.process_bgr(frame)
-                rows.append(results_to_row(results))
-                n += 1
-                if len(rows) == window and n % config.stride == 0:
-                    probs = predictor.predict_proba([np.stack(rows)])[0]
-                    best = int(probs.argmax())
-                    gloss, p = predictor.labels[best], float(probs[best])
-                    shown = stabiliser.update(gloss, p)
-                    predictions += 1
-                    text = f"{shown} ({p:.0%})" if shown != NO_SIGN else NO_SIGN
-                    log.writerow([n, f"{t0 - t_start:.3f}", gloss, f"{p:.4f}", shown])
-                shown_counts[shown] = shown_counts.get(shown, 0) + 1
-                times.append(time.perf_counter() - t0)
-                draw(frame, results, text, len(times) / sum(times))
-                if out_path is not None:
-                    if writer is None:
-                        writer = _BackgroundWriter(tmp, fps_in, frame.shape)
-                    writer.write(frame)
+            annotate = _Annotator(predictor, window, config, log, t_start)
+            if tmp is not None:
+                stage = _BackgroundStage(annotate, tmp, fps_in)
+            for frame, rgb in prefetch(_read(cap, config.max_frames), size=2):
+                results = holistic.process_rgb(rgb)
+                if stage is not None:
+                    stage.put(frame, results)
                 else:  # pragma: no cover - needs a screen
-                    cv2.imshow("signrec live (q to quit)", frame)
+                    cv2.imshow("signrec live (q to quit)", annotate(frame, results))
                     if cv2.waitKey(1) & 0xFF == ord("q"):
                         break
+            if stage is not None:
+                stage, closing = None, stage
+                closing.close()  # waits for the last frames, so the time below includes them
             seconds = time.perf_counter() - t_start
+    except BaseException:
+        if tmp is not None:  # never leave a half-written video behind
+            tmp.unlink(missing_ok=True)
+        raise
     finally:
+        if stage is not None:  # an error stopped the loop: stop the thread, keep the first error
+            with contextlib.suppress(Exception):
+                stage.close()
+        torch.set_num_threads(threads)
         cap.release()
         log_file.close()
-        if writer is not None:
-            writer.close()
-            if n:
-                os.replace(tmp, out_path)
         if out_path is None:  # pragma: no cover - needs a screen
             cv2.destroyAllWindows()
-    return LiveResult(n, predictions, shown_counts, str(log_path), str(out_path or ""), seconds)
+    if tmp is not None and annotate.frames:
+        os.replace(tmp, out_path)
+    return LiveResult(annotate.frames, annotate.predictions, annotate.shown_counts, str(log_path),
+                      str(out_path or ""), seconds)  # fmt: skip

@@ -183,6 +183,8 @@ def pad_batch(
         raise ValueError(f"padding side must be 'pre' or 'post', got {side!r}")
     lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
     steps = max(int(lengths.max()), total or 0)
+    if bool((lengths == steps).all()):  # nothing to pad (one live window, or a fixed-length batch)
+        return torch.stack(sequences), lengths
     padded = sequences[0].new_zeros(len(sequences), steps, sequences[0].shape[-1])
     time = torch.arange(steps).unsqueeze(0)  # (1, T)
     if side == "post":
