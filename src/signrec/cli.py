@@ -27,6 +27,71 @@ def _frame_range(args: argparse.Namespace):
 
 
 @command(
+    "data",
+    "get WLASL clips (choose glosses, download what still exists, trim, keep the splits) or import keypoints",
+    "signrec data wlasl --glosses book,drink,hello,idea --out videos/\n"
+    "  signrec data wlasl --top 100 --out wlasl100/ --jobs 8\n"
+    "  signrec data wlasl --from WLASL2000/ --glosses book,drink --out videos/   (local clips, no network)\n"
+    "  signrec data import MP_Data/ --out keypoints/",
+)
+def _data(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="data_command", metavar="{wlasl,import}", required=True)
+    w = sub.add_parser("wlasl", help="WLASL clips: report, download, trim, lay out as OUT/<gloss>/<video_id>.mp4",
+                       description="Prints per gloss and split how many instances exist, are on disk and are "
+                       "missing; then fetches what is missing (unless --report-only) and prints it again.")  # fmt: skip
+    w.add_argument("--metadata", help="WLASL_v0.3.json (default: downloaded once from the WLASL repository)")
+    which = w.add_mutually_exclusive_group()
+    which.add_argument("--glosses", help="comma-separated glosses (default: book,drink,hello,idea)")
+    which.add_argument("--top", type=int, help="the first N glosses: 100, 300, 1000 or 2000 (WLASL100...)")
+    w.add_argument("--out", required=True, help="output folder: OUT/<gloss>/<video_id>.mp4 + manifest.csv")
+    w.add_argument("--from", dest="local", help="take clips from this folder of <video_id>.mp4 instead of the web")
+    w.add_argument("--clips-are", choices=["auto", "whole", "trimmed"], default="auto",
+                   help="with --from: whether the clips hold the whole source video or only the sign")
+    w.add_argument("--report-only", action="store_true", help="print the report, fetch nothing")
+    w.add_argument("--retry-missing", action="store_true", help="try again links an earlier run found dead")
+    w.add_argument("--jobs", type=int, default=4, help="downloads at a time (default 4)")
+    w.add_argument("--per-host", type=int, default=2, help="downloads at a time from one site (default 2)")
+    w.add_argument("--timeout", type=float, default=30.0, help="seconds without data before a try fails")
+    w.add_argument("--retries", type=int, default=3, help="further tries after a transient failure")
+    w.add_argument("--max-mb", type=float, default=1024, help="refuse downloads larger than this (MB)")
+    w.add_argument("--no-progress", action="store_true", help="no progress bar")
+    i = sub.add_parser("import", help="keypoints in other layouts (MP_Data/<action>/<seq>/<frame>.npy, 258 "
+                       "values) into OUT/<gloss>/<id>.npy (T, 1662) with a manifest")  # fmt: skip
+    i.add_argument("src", help="folder of keypoints")
+    i.add_argument("--out", required=True, help="output keypoint folder")
+    i.add_argument("--group-as", default="group",
+                   help="manifest column for folders above the gloss folder (e.g. signer_id)")
+    i.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def run(args: argparse.Namespace) -> int:
+        if args.data_command == "import":
+            from .importer import import_keypoints
+
+            summary = import_keypoints(args.src, args.out, group_as=args.group_as, progress=not args.no_progress)
+            print(summary.report())
+            return 1 if summary.failed else 0
+        from . import wlasl
+        from .download import FetchConfig
+
+        path = args.metadata or wlasl.default_metadata()
+        glosses = args.glosses.split(",") if args.glosses else None
+        instances = wlasl.select(wlasl.load_metadata(path), glosses, args.top)
+        print(wlasl.format_report(wlasl.report(instances, args.out)))
+        if args.report_only:
+            return 0
+        config = FetchConfig(jobs=args.jobs, per_host=args.per_host, timeout=args.timeout, retries=args.retries,
+                             max_bytes=int(args.max_mb * 1e6))  # fmt: skip
+        summary = wlasl.fetch(instances, args.out, config, local=args.local, clips_are=args.clips_are,
+                              retry_missing=args.retry_missing, progress=not args.no_progress)  # fmt: skip
+        print(summary.report())
+        print(wlasl.format_report(wlasl.report(instances, args.out)))
+        print(f"manifest: {args.out}/manifest.csv; ids to request from the WLASL authors: {args.out}/missing.txt")
+        return 1 if summary.errors else 0
+
+    p.set_defaults(func=run)
+
+
+@command(
     "extract",
     "extract MediaPipe Holistic keypoints (frames, 1662) from a video or a folder of videos",
     "signrec extract videos/ --out keypoints/ --workers 2\n"

@@ -266,8 +266,9 @@ def find_jobs(
         if src.suffix.lower() not in VIDEO_SUFFIXES or src.name.startswith("."):
             continue
         rel = src.relative_to(input)
-        gloss = rel.parent.as_posix() if rel.parent != Path(".") else ""
         m = dict(meta.get(src.stem, {}))
+        # the folder names the gloss, unless the metadata spells it ("thank you" lives in thank_you/)
+        gloss = m.get("gloss") or (rel.parent.as_posix() if rel.parent != Path(".") else "")
         rng = frame_range
         if m.get("trimmed", "true").lower() in ("false", "0", "no") and m.get("frame_start"):
             rng = FrameRange(int(m["frame_start"]), int(m.get("frame_end") or -1))
@@ -279,8 +280,12 @@ def find_jobs(
 
 
 def _walk_files(root: Path) -> list[Path]:
-    """Every file below `root`, following linked folders, sorted."""
-    return sorted(Path(d) / f for d, _, files in os.walk(root, followlinks=True) for f in files)
+    """Every file below `root`, following linked folders and skipping hidden ones (`.downloads`), sorted."""
+    found = []
+    for d, dirs, files in os.walk(root, followlinks=True):
+        dirs[:] = [x for x in dirs if not x.startswith(".")]
+        found.extend(Path(d) / f for f in files)
+    return sorted(found)
 
 
 _WORKER_HOLISTIC: Holistic | None = None
