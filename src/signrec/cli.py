@@ -127,46 +127,94 @@ def _extract(p: argparse.ArgumentParser) -> None:
 def _train_config(args: argparse.Namespace):
     from .training.config import TrainConfig
 
-    return TrainConfig(max_epochs=args.max_epochs, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
-                       seed=args.seed, progress=not args.no_progress)  # fmt: skip
+    given = {k: getattr(args, k) for k in ("max_epochs", "patience", "batch_size", "lr") if getattr(args, k) is not None}
+    return TrainConfig(**given, seed=args.seed, progress=not args.no_progress)
 
 
 def _training_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-epochs", type=int, default=2000, help="upper bound on epochs (default 2000)")
-    p.add_argument("--patience", type=int, default=100, help="early stopping: epochs without a better val loss")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--max-epochs", type=int, help="upper bound on epochs (reference default 2000)")
+    p.add_argument("--patience", type=int, help="early stopping: epochs without a better val loss (default 100)")
+    p.add_argument("--batch-size", type=int, help="default 32")
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--activation", choices=["tanh", "relu"], default="tanh",
                    help="activation inside the LSTMs (tanh: Keras's default; relu: the popular tutorial's)")
     p.add_argument("--no-progress", action="store_true")
 
 
+def _switches(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what each improvement is (defaults: the recipe's)")
+    g.add_argument("--recipe", choices=["reference", "best"], default="reference",
+                   help="reference: the 3-LSTM model on raw 1662 values, as specified; best: signrec's best recipe")
+    g.add_argument("--features", help="all (1662), pose_hands (258), hands, pose, or compact (pose+hands+25 face points)")
+    g.add_argument("--normalize", choices=["none", "body"], help="coordinates relative to the body (shoulders)")
+    for name, what in (("hand-view", "each hand relative to its wrist as an extra view"),
+                       ("motion", "frame differences"), ("flags", "which parts were found, per frame")):  # fmt: skip
+        g.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None, help=what)
+    g.add_argument("--resample", type=int, help="resample longer sequences to this many frames")
+    g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="mirror (hands swapped), rotation/scale, time stretch, dropped frames")
+    g.add_argument("--optimizer", choices=["adam", "adamw"])
+    g.add_argument("--schedule", choices=["none", "cosine"], help="learning-rate schedule")
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--label-smoothing", type=float)
+
+
+def _recipe(args: argparse.Namespace):
+    """The chosen recipe with every switch the user gave applied."""
+    from dataclasses import replace
+
+    from .presets import recipe
+    from .transforms import Augment
+
+    r = recipe(args.recipe, **({"activation": args.activation} if args.recipe == "reference" else {}))
+    pre = {k: getattr(args, k) for k in ("features", "normalize", "hand_view", "motion", "flags", "resample")
+           if getattr(args, k) is not None}  # fmt: skip
+    config = {k: getattr(args, k) for k in ("optimizer", "schedule", "weight_decay", "label_smoothing")
+              if getattr(args, k) is not None}  # fmt: skip
+    for k in ("max_epochs", "patience", "batch_size", "lr"):
+        if getattr(args, k) is not None:
+            config[k] = getattr(args, k)
+    config.update(seed=args.seed, progress=not args.no_progress)
+    augment = r.augment if args.augment is None else (Augment() if args.augment else None)
+    model = args.model or r.model
+    options = dict(r.model_options) if model == r.model else {}
+    return replace(r, model=model, model_options=options, preprocess=replace(r.preprocess, **pre), augment=augment,
+                   config=replace(r.config, **config))  # fmt: skip
+
+
 @command(
     "train",
     "train a model on a keypoint folder (<gloss>/<id>.npy [+ manifest.csv]) and write a run folder",
-    "signrec train keypoints/ --framework torch --out runs/torch --max-epochs 300",
+    "signrec train keypoints/ --framework torch --out runs/torch --max-epochs 300\n"
+    "  signrec train keypoints/ --recipe best --out runs/best\n"
+    "  signrec train keypoints/ --recipe best --no-augment --out runs/best-no-augment   (what augmentation buys)",
 )
 def _train(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="keypoint folder")
     p.add_argument("--out", required=True, help="run folder (split.json, history.csv, checkpoint, run.json)")
     p.add_argument("--framework", choices=["torch", "keras"], default="torch")
-    p.add_argument("--model", default="lstm", help="registered model name (torch only; default lstm)")
+    p.add_argument("--model", help="registered model name: lstm, convformer, bigru (torch only; default: the recipe's)")
     p.add_argument("--read", choices=["last_valid", "final"], default="last_valid",
                    help="LSTM output read at each clip's last frame, or at the final padded step (the seed's way)")
     p.add_argument("--split", help="a split.json to reuse (default: the run's own, else official or stratified)")
     _training_args(p)
+    _switches(p)
 
     def run(args: argparse.Namespace) -> int:
         from .training.runner import train
 
-        options = {"activation": args.activation}
-        if args.framework == "torch" and args.model == "lstm":
-            options["read"] = args.read
-        r = train(args.data, args.out, args.framework, args.model, options, _train_config(args), split_file=args.split)
-        print(f"{r.framework}/{r.model}: {r.parameters:,} parameters, {r.epochs} epochs (best {r.best_epoch}), "
-              f"val accuracy {r.val_acc:.1%}, {r.seconds_per_epoch:.2f} s/epoch, split {r.split}\n"
-              f"checkpoint: {r.checkpoint}")  # fmt: skip
+        r = _recipe(args)
+        options = dict(r.model_options)
+        if r.model == "lstm":
+            options["activation"] = args.activation
+            if args.framework == "torch":
+                options["read"] = args.read
+        res = train(args.data, args.out, args.framework, r.model, options, r.config, r.preprocess, args.split,
+                    augment=r.augment)  # fmt: skip
+        print(f"{res.framework}/{res.model}: {res.parameters:,} parameters, {res.epochs} epochs (best {res.best_epoch}), "
+              f"val accuracy {res.val_acc:.1%}, {res.seconds_per_epoch:.2f} s/epoch, split {res.split}\n"
+              f"checkpoint: {res.checkpoint}")  # fmt: skip
         return 0
 
     p.set_defaults(func=run)
@@ -188,6 +236,46 @@ def _compare(p: argparse.ArgumentParser) -> None:
         c = compare(args.data, args.out, _train_config(args), args.activation)
         print(c.table)
         print(f"report: {c.report}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+@command(
+    "run",
+    "the whole job: WLASL glosses, a folder of clips or of keypoints -> keypoints -> reference and best models "
+    "-> one report",
+    "signrec run --videos ../shared/data/videos/wlasl12 --out work/run     (offline, local clips)\n"
+    "  signrec run --glosses book,drink,hello,idea --out work/wlasl4       (downloads WLASL)\n"
+    "  signrec run --keypoints MP_Data/ --out work/mine --models best",
+)
+def _run(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--glosses", help="WLASL glosses, comma-separated (fetched into OUT/videos)")
+    src.add_argument("--top", type=int, help="the first N WLASL glosses (100, 300, 1000, 2000)")
+    src.add_argument("--videos", help="folder of clips laid out as <gloss>/<id>.mp4")
+    src.add_argument("--keypoints", help="folder of keypoints (signrec's layout, or one signrec data import takes)")
+    p.add_argument("--out", required=True, help="report folder: report.md, comparison.csv, runs/, keypoints/")
+    p.add_argument("--metadata", help="WLASL_v0.3.json (with --glosses/--top; default: downloaded once)")
+    p.add_argument("--from", dest="local", help="with --glosses/--top: a local folder of <video_id>.mp4 clips")
+    p.add_argument("--models", default="reference-torch,reference-keras,best",
+                   help="comma-separated: reference-torch, reference-keras, best (default all three)")
+    p.add_argument("--max-epochs", type=int, help="cap every model's epochs (for a quick look)")
+    p.add_argument("--workers", type=int, help="extraction processes (default: all cores)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+
+    def run(args: argparse.Namespace) -> int:
+        from .pipeline import run as run_job
+
+        s = run_job(args.out, videos=args.videos, keypoints=args.keypoints,
+                    glosses=args.glosses.split(",") if args.glosses else None, top=args.top, metadata=args.metadata,
+                    local=args.local, models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
+                    max_epochs=args.max_epochs, workers=args.workers, seed=args.seed,
+                    progress=not args.no_progress)  # fmt: skip
+        print(s.table)
+        print("stages: " + ", ".join(f"{k} ({v})" for k, v in s.stages.items()))
+        print(f"report: {s.report}")
         return 0
 
     p.set_defaults(func=run)

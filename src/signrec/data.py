@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -101,13 +102,22 @@ def official_split(ds: Dataset) -> dict[str, list[str]] | None:
     return split
 
 
+def _held_out(y: list[str], frac: float, min_per_class: int) -> tuple[int, list[str] | None]:
+    """How many to hold out, and the labels to stratify by: stratified (at least one of each gloss held out)
+    when every gloss has `min_per_class` samples, so that even tiny folders split; otherwise at random."""
+    n, classes = len(y), len(set(y))
+    k = max(1, math.ceil(frac * n))  # as scikit-learn rounds a fractional test_size
+    if min(Counter(y).values()) >= min_per_class and n - max(k, classes) >= classes:
+        return max(k, classes), y
+    return k, None
+
+
 def _stratified(ds: Dataset, pool: list[str], test: list[str], val_frac: float, seed: int) -> dict[str, list[str]]:
     from sklearn.model_selection import train_test_split
 
     gloss = {s.path: s.gloss for s in ds.samples}
-    y = [gloss[p] for p in pool]
-    strat = y if min(Counter(y).values()) >= 2 else None
-    train, val = train_test_split(pool, test_size=val_frac, random_state=seed, stratify=strat)
+    k, strat = _held_out([gloss[p] for p in pool], val_frac, 2)
+    train, val = train_test_split(pool, test_size=k, random_state=seed, stratify=strat)
     return {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
 
 
@@ -116,9 +126,8 @@ def stratified_split(ds: Dataset, val_frac: float = 0.15, test_frac: float = 0.1
     from sklearn.model_selection import train_test_split
 
     paths = [s.path for s in ds.samples]
-    y = [s.gloss for s in ds.samples]
-    strat = y if min(Counter(y).values()) >= 3 else None
-    rest, test = train_test_split(paths, test_size=test_frac, random_state=seed, stratify=strat)
+    k, strat = _held_out([s.gloss for s in ds.samples], test_frac, 3)
+    rest, test = train_test_split(paths, test_size=k, random_state=seed, stratify=strat)
     return _stratified(ds, rest, test, val_frac / (1 - test_frac), seed)
 
 

@@ -81,6 +81,10 @@ FACE_KEY_POINTS: tuple[int, ...] = (
     33, 133, 362, 263, 159, 145, 386, 374,  # eye corners and lids
     70, 105, 107, 300, 334, 336,  # brows
 )  # fmt: skip
+# Mirror partners among the face key points (the others lie on the midline and map to themselves).
+FACE_MIRROR_PAIRS: tuple[tuple[int, int], ...] = (
+    (61, 291), (78, 308), (33, 263), (133, 362), (159, 386), (145, 374), (70, 300), (105, 334), (107, 336),
+)  # fmt: skip
 
 
 def subset_size(name: str) -> int:

@@ -1,38 +1,151 @@
-"""Turning keypoint sequences into model inputs: feature selection and length handling.
+"""Turning raw `(T, 1662)` keypoint sequences into model inputs, and augmenting them for training.
 
-`Preprocess` is stored inside every checkpoint so that prediction applies exactly what training applied.
+`Preprocess` is stored inside every checkpoint so that prediction applies exactly what training applied. Its
+defaults are the reference model's input (every raw value of every frame); each improvement is a switch:
+
+- `features="compact"`: upper-body pose, 25 face key points and both hands (92 points) instead of the whole
+  mesh (the face is 84% of the 1662 values and carries little of a sign);
+- `normalize="body"`: x, y, z relative to the body: centred on the middle of the shoulders and divided by the
+  shoulder width (per sequence, so where the signer stands and how far from the camera no longer matter);
+- `hand_view=True`: each hand also relative to its own wrist, divided by its size (hand shape as such);
+- `motion=True`: frame-to-frame differences (zero where a part appears or disappears);
+- `flags=True`: whether pose, face, left and right hand were found in each frame (missing parts explicit);
+- `resample=N`: sequences longer than N frames are resampled to N (models that need a bounded length).
+
+`Augment` works on raw `(T, 1662)` sequences before `Preprocess`: a left-right mirror that swaps the hands,
+small rotations and scalings about the body, time stretching and dropped frames. Every step is switchable.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
 from . import layout
 
+# The compact point set: pose landmarks 0-24 (upper body down to the hips), face key points, both hands.
+POSE_UPPER = tuple(range(25))
+HAND_POINTS = 21
+
+
+def _pose_xyz_index() -> np.ndarray:
+    start = layout.COMPONENTS["pose"].start
+    return np.array([[start + 4 * p + d for d in range(3)] for p in POSE_UPPER])
+
+
+def _points_index(part: str, points: tuple[int, ...] | range) -> np.ndarray:
+    start = layout.COMPONENTS[part].start
+    return np.array([[start + 3 * p + d for d in range(3)] for p in points])
+
+
+# (92, 3) column indices into a 1662-value frame: pose 25, face 25, left hand 21, right hand 21.
+COMPACT_INDEX = np.concatenate([
+    _pose_xyz_index(),
+    _points_index("face", layout.FACE_KEY_POINTS),
+    _points_index("left_hand", range(HAND_POINTS)),
+    _points_index("right_hand", range(HAND_POINTS)),
+])  # fmt: skip
+COMPACT_PARTS = {"pose": slice(0, 25), "face": slice(25, 50), "left_hand": slice(50, 71), "right_hand": slice(71, 92)}
+
+
+def all_points(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every landmark as `(T, 543, 3)` xyz (pose visibility dropped) and a `(T, 543)` present mask."""
+    pts = [layout.part(frames, p)[..., :3] for p in layout.PARTS]
+    xyz = np.concatenate(pts, axis=-2)
+    present = np.concatenate([np.repeat(layout.presence(frames)[:, [i]], len(p[0]), axis=1)
+                              for i, p in enumerate(pts)], axis=1)  # fmt: skip
+    return xyz, present
+
+
+def body_frame(frames: np.ndarray) -> tuple[np.ndarray, float]:
+    """The sequence's body centre (x, y) and scale: middle of the shoulders and shoulder width (medians over the
+    frames with a pose); without a pose, the mean and spread of whatever points are present."""
+    pose = layout.part(frames, "pose")
+    has_pose = np.any(pose != 0, axis=(1, 2))
+    if has_pose.any():
+        left, right = pose[has_pose, layout.POSE_LEFT_SHOULDER, :2], pose[has_pose, layout.POSE_RIGHT_SHOULDER, :2]
+        centre = np.median((left + right) / 2, axis=0)
+        scale = float(np.median(np.linalg.norm(left - right, axis=1)))
+    else:
+        xyz, present = all_points(frames)
+        pts = xyz[present][:, :2]
+        if len(pts) == 0:
+            return np.zeros(2, np.float32), 1.0
+        centre, scale = pts.mean(axis=0), float(pts.std(axis=0).mean() * 2)
+    return centre.astype(np.float32), scale if scale > 1e-6 else 1.0
+
 
 @dataclass
 class Preprocess:
-    """How raw `(T, 1662)` keypoints become model input `(T', features)`.
+    """How raw `(T, 1662)` keypoints become model input `(T', features)`. The defaults are the reference:
+    every raw value, padded to the longest training sequence."""
 
-    The reference model uses every value of every frame ("all"), padded to the longest training sequence.
-    """
-
-    features: str = "all"  # a layout subset name
-    max_frames: int | None = None  # longer sequences keep their first max_frames frames
+    features: str = "all"  # a layout subset name ("all", "pose_hands", "hands", "pose") or "compact"
+    max_frames: int | None = None  # longer sequences keep their first max_frames frames (the reference)
     padding: str = "post"  # where zeros go when a batch is padded: "post" or "pre" (Keras's default)
+    normalize: str = "none"  # "none" or "body"
+    hand_view: bool = False
+    motion: bool = False
+    flags: bool = False
+    resample: int | None = None  # longer sequences are resampled (not cut) to this many frames
+
+    def __post_init__(self) -> None:
+        if self.features != "compact" and self.features not in layout.SUBSETS:
+            raise ValueError(f"unknown features {self.features!r}; known: compact, {', '.join(layout.SUBSETS)}")
+        if self.normalize not in ("none", "body"):
+            raise ValueError(f"normalize must be 'none' or 'body', got {self.normalize!r}")
 
     @property
     def num_features(self) -> int:
-        return layout.subset_size(self.features)
+        coords = len(COMPACT_INDEX) * 3 if self.features == "compact" else layout.subset_size(self.features)
+        n = coords
+        n += 2 * HAND_POINTS * 3 if self.hand_view else 0
+        n += coords if self.motion else 0
+        n += len(layout.PARTS) if self.flags else 0
+        return n
+
+    @property
+    def is_reference(self) -> bool:
+        return self.features != "compact" and self.normalize == "none" and not (self.hand_view or self.motion or self.flags)
 
     def __call__(self, keypoints: np.ndarray) -> np.ndarray:
         layout.check_frames(keypoints)
-        x = keypoints if self.features == "all" else layout.select(keypoints, self.features)
+        if self.resample is not None and len(keypoints) > self.resample:
+            keypoints = resample(keypoints, self.resample)
+        if self.is_reference:
+            x = keypoints if self.features == "all" else layout.select(keypoints, self.features)
+        else:
+            x = self._features(keypoints)
         if self.max_frames is not None and len(x) > self.max_frames:
             x = x[: self.max_frames]
         return np.ascontiguousarray(x, dtype=np.float32)
+
+    def _features(self, frames: np.ndarray) -> np.ndarray:
+        frames = np.asarray(frames, dtype=np.float32)
+        present = layout.presence(frames)  # (T, 4)
+        if self.normalize == "body":
+            frames = normalize_body(frames)
+        if self.features == "compact":
+            coords = frames[:, COMPACT_INDEX].reshape(len(frames), -1)
+            part_of = np.concatenate([np.full(s.stop - s.start, layout.PARTS.index(p))
+                                      for p, s in COMPACT_PARTS.items()])  # fmt: skip
+            coord_present = np.repeat(present[:, part_of], 3, axis=1)
+        else:
+            coords = layout.select(frames, self.features)
+            coord_present = np.concatenate([np.repeat(present[:, [layout.PARTS.index(c)]], layout.COMPONENTS[c].size, 1)
+                                            for c in layout.subset_components(self.features)], axis=1)  # fmt: skip
+        views = [coords]
+        if self.hand_view:
+            views.append(hand_relative(frames))
+        if self.motion:
+            d = np.zeros_like(coords)
+            both = coord_present[1:] & coord_present[:-1]
+            d[1:] = np.where(both, coords[1:] - coords[:-1], 0.0)
+            views.append(d)
+        if self.flags:
+            views.append(present.astype(np.float32))
+        return np.concatenate(views, axis=1)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -40,3 +153,122 @@ class Preprocess:
     @classmethod
     def from_dict(cls, d: dict) -> Preprocess:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def _point_views(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Views into `frames` (T, 1662): pose `(T, 33, 4)` and the rest (face and hands) `(T, 510, 3)`."""
+    pose_end = layout.COMPONENTS["pose"].stop
+    return frames[:, :pose_end].reshape(len(frames), -1, 4), frames[:, pose_end:].reshape(len(frames), -1, 3)
+
+
+def _affine_xy(frames: np.ndarray, fn, z_scale: float = 1.0) -> np.ndarray:
+    """Apply `fn(xy (..., 2)) -> xy` to the x, y of every present landmark (and multiply z by `z_scale`);
+    missing parts (all-zero blocks) stay zero."""
+    out = np.array(frames, dtype=np.float32, copy=True)
+    present = layout.presence(frames)
+    pose, rest = _point_views(out)
+    counts = [layout.COMPONENTS[p].landmarks for p in layout.PARTS[1:]]
+    masks = (present[:, :1, None], np.repeat(present[:, 1:], counts, axis=1)[..., None])
+    for view, mask in zip((pose, rest), masks, strict=True):
+        view[..., :2] = np.where(mask, fn(view[..., :2]), 0.0)
+        if z_scale != 1.0:
+            view[..., 2] *= z_scale
+    return out
+
+
+def normalize_body(frames: np.ndarray) -> np.ndarray:
+    """x, y relative to the body centre and z, all divided by the shoulder width; missing parts stay zero."""
+    centre, scale = body_frame(frames)
+    return _affine_xy(frames, lambda xy: (xy - centre) / scale, z_scale=1.0 / scale)
+
+
+def hand_relative(frames: np.ndarray) -> np.ndarray:
+    """`(T, 126)`: each hand's points minus its wrist, divided by the hand's size (wrist to the farthest point)."""
+    views = []
+    for name in ("left_hand", "right_hand"):
+        h = layout.part(frames, name)[..., :3]
+        rel = h - h[:, :1]
+        size = np.linalg.norm(rel[..., :2], axis=-1).max(axis=1, keepdims=True)[..., None]
+        views.append(np.where(size > 1e-6, rel / np.maximum(size, 1e-6), 0.0).reshape(len(frames), -1))
+    return np.concatenate(views, axis=1).astype(np.float32)
+
+
+def resample(frames: np.ndarray, length: int) -> np.ndarray:
+    """`length` frames spread evenly over the sequence (nearest frames: a missing part stays missing)."""
+    index = np.round(np.linspace(0, len(frames) - 1, length)).astype(int)
+    return frames[index]
+
+
+# --- augmentation --------------------------------------------------------------------------------------------
+
+
+def _face_mirror() -> np.ndarray:
+    perm = np.arange(layout.COMPONENTS["face"].landmarks)
+    for a, b in layout.FACE_MIRROR_PAIRS:
+        perm[a], perm[b] = b, a
+    return perm
+
+
+def mirror(frames: np.ndarray) -> np.ndarray:
+    """Left-right mirror: x -> 1 - x for every present point, left and right pose landmarks swapped, the left
+    and right hands swapped, and the face key points swapped with their mirror partners (the rest of the face
+    mesh is flipped in place). Mirroring twice gives the sequence back."""
+    out = _affine_xy(frames, lambda xy: np.stack([1.0 - xy[..., 0], xy[..., 1]], axis=-1))
+    pose = layout.part(out, "pose")
+    pose[:] = pose[:, list(layout.POSE_MIRROR_PERMUTATION)]
+    face = layout.part(out, "face")
+    face[:] = face[:, _face_mirror()]
+    left, right = layout.COMPONENTS["left_hand"].slice, layout.COMPONENTS["right_hand"].slice
+    out[:, left], out[:, right] = out[:, right].copy(), out[:, left].copy()
+    return out
+
+
+def rotate_scale(frames: np.ndarray, degrees: float, scale_x: float, scale_y: float) -> np.ndarray:
+    """Rotate by `degrees` and scale x, y about the body centre (present points only)."""
+    centre, _ = body_frame(frames)
+    a = np.deg2rad(degrees)
+    m = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], np.float32) * np.array([scale_x, scale_y], np.float32)
+    return _affine_xy(frames, lambda xy: (xy - centre) @ m.T + centre)
+
+
+def time_stretch(frames: np.ndarray, factor: float) -> np.ndarray:
+    """The sequence played `factor` times as long (nearest frames)."""
+    return resample(frames, max(2, int(round(len(frames) * factor))))
+
+
+def drop_frames(frames: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
+    """Each frame dropped with probability `p` (at least half of them, and two, are kept)."""
+    keep = rng.random(len(frames)) >= p
+    if keep.sum() < max(2, len(frames) // 2):
+        return frames
+    return frames[keep]
+
+
+@dataclass
+class Augment:
+    """Random training-time changes to raw `(T, 1662)` sequences; a value of 0 switches a step off."""
+
+    mirror: float = 0.5  # probability of the left-right mirror
+    rotate: float = 10.0  # degrees, uniform in [-rotate, rotate]
+    scale: float = 0.1  # x and y scaled independently by 1 +- scale
+    stretch: float = 0.2  # length times 1 +- stretch
+    drop: float = 0.1  # probability of dropping each frame
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.mirror and rng.random() < self.mirror:
+            frames = mirror(frames)
+        if self.rotate or self.scale:
+            frames = rotate_scale(frames, rng.uniform(-self.rotate, self.rotate),
+                                  1 + rng.uniform(-self.scale, self.scale), 1 + rng.uniform(-self.scale, self.scale))  # fmt: skip
+        if self.stretch:
+            frames = time_stretch(frames, 1 + rng.uniform(-self.stretch, self.stretch))
+        if self.drop:
+            frames = drop_frames(frames, self.drop, rng)
+        return frames
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def off(cls) -> Augment:
+        return cls(**{f.name: 0.0 for f in fields(cls)})

@@ -47,6 +47,8 @@ def build_model(name: str, config: Any) -> nn.Module:
     return builder(config)
 
 
-from . import lstm  # noqa: E402  (registers the built-in models below)
+from . import convformer, lstm  # noqa: E402  (registers the built-in models below)
 
 register("lstm", lstm.LSTMConfig)(lstm.LSTMClassifier)
+register("convformer", convformer.ConvformerConfig)(convformer.Convformer)
+register("bigru", convformer.BiGRUConfig)(convformer.BiGRU)

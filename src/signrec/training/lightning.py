@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import warnings
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -20,14 +22,20 @@ from .history import History
 
 
 class SequenceData(torch.utils.data.Dataset):
-    def __init__(self, xs: list[np.ndarray], ys: np.ndarray):
-        self.xs = [torch.from_numpy(x) for x in xs]
+    """Model inputs and labels; with `transform`, `xs` are raw sequences transformed anew at every access
+    (augmentation then preprocessing), with a random generator seeded from `seed`."""
+
+    def __init__(self, xs: list[np.ndarray], ys: np.ndarray, transform: Callable | None = None, seed: int = 0):
+        self.transform, self.rng = transform, np.random.default_rng(seed)
+        self.xs = xs if transform is not None else [torch.from_numpy(x) for x in xs]
         self.ys = torch.as_tensor(ys, dtype=torch.long)
 
     def __len__(self) -> int:
         return len(self.xs)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.transform is not None:
+            return torch.from_numpy(self.transform(self.xs[i], self.rng)), self.ys[i]
         return self.xs[i], self.ys[i]
 
 
@@ -77,8 +85,20 @@ class LitClassifier(L.LightningModule):
         return {f"{stage}_loss": loss / max(n, 1), f"{stage}_acc": correct / max(n, 1)}
 
     def configure_optimizers(self) -> Any:
-        opt = torch.optim.Adam(self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
-        return opt
+        c = self.config
+        make = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
+        opt = make(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        if c.schedule == "none":
+            return opt
+        warm, total = max(1, c.warmup_epochs), max(c.max_epochs, c.warmup_epochs + 1)
+
+        def factor(epoch: int) -> float:  # linear warm-up, then cosine decay to 1% over max_epochs
+            if epoch < warm:
+                return (epoch + 1) / warm
+            t = min(1.0, (epoch - warm) / max(1, total - warm))
+            return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
+
+        return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor)}
 
 
 class _HistoryCallback(L.Callback):
@@ -102,15 +122,19 @@ def fit(
     out: str | os.PathLike,
     padding: str = "post",
     fixed_frames: int | None = None,
+    transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
 ) -> tuple[nn.Module, History, dict]:
-    """Train `model`; returns the best model (lowest validation loss), its history and a summary."""
+    """Train `model`; returns the best model (lowest validation loss), its history and a summary.
+
+    With `transform`, the training sequences are raw and `transform(raw, rng)` (augmentation, then
+    preprocessing) makes each epoch's inputs; validation inputs are always given ready."""
     out = Path(out)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no banners; our bar and summary say enough
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     L.seed_everything(config.seed, workers=True, verbose=False)
     collate = make_collate(padding, fixed_frames)
-    train_dl = DataLoader(SequenceData(*train), batch_size=config.batch_size, shuffle=True, collate_fn=collate,
+    train_dl = DataLoader(SequenceData(*train, transform=transform, seed=config.seed), batch_size=config.batch_size, shuffle=True, collate_fn=collate,
                           generator=torch.Generator().manual_seed(config.seed))  # fmt: skip
     val_dl = DataLoader(SequenceData(*val), batch_size=config.batch_size, shuffle=False, collate_fn=collate)
     module = LitClassifier(model, config)
@@ -127,6 +151,7 @@ def fit(
         max_epochs=config.max_epochs, accelerator="auto", devices=1, logger=loggers,
         callbacks=[ckpt, stop, _HistoryCallback(history)], enable_progress_bar=False,
         enable_model_summary=False, log_every_n_steps=1, deterministic=False, num_sanity_val_steps=0,
+        gradient_clip_val=config.grad_clip or None,
     )  # fmt: skip
     try:
         trainer.fit(module, train_dl, val_dl)

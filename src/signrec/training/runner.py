@@ -13,7 +13,7 @@ from ..checkpoint import KERAS_NAME, TORCH_NAME, Card, save_keras, save_torch
 from ..data import Dataset, load_dataset, load_split, make_split, save_split
 from ..io import atomic_write_json
 from ..models import build_model, make_config
-from ..transforms import Preprocess
+from ..transforms import Augment, Preprocess
 from .config import TrainConfig
 
 FRAMEWORKS = ("torch", "keras")
@@ -63,13 +63,19 @@ def train(
     preprocess: Preprocess | None = None,
     split_file: str | os.PathLike | None = None,
     dataset: Dataset | None = None,
+    augment: Augment | None = None,
 ) -> TrainResult:
     """Train one model on a keypoint folder and write a run folder:
-    split.json, history.csv, model.pt or model.keras (self-describing), run.json."""
+    split.json, history.csv, model.pt or model.keras (self-describing), run.json.
+
+    `augment` (PyTorch only) changes the raw training sequences anew every epoch; validation and test data
+    are never augmented."""
     if framework not in FRAMEWORKS:
         raise ValueError(f"unknown framework {framework!r}; known: {', '.join(FRAMEWORKS)}")
     if framework == "keras" and model != "lstm":
         raise ValueError(f"the Keras baseline is the reference LSTM only; model {model!r} needs --framework torch")
+    if framework == "keras" and augment is not None:
+        raise ValueError("augmentation is for the PyTorch path (--framework torch)")
     config = config or TrainConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -78,7 +84,7 @@ def train(
     split, how = prepare_split(ds, out, config.seed, split_file)
     pre = preprocess or Preprocess()
     train_s, val_s = ds.subset(split["train"]), ds.subset(split["val"])
-    if pre.max_frames is None:  # the reference pads to the longest training sequence
+    if pre.max_frames is None and pre.is_reference:  # the reference pads to the longest training sequence
         pre = Preprocess(**{**pre.to_dict(), "max_frames": max(len(s.keypoints) for s in train_s)})
     index = {g: i for i, g in enumerate(labels)}
 
@@ -92,8 +98,13 @@ def train(
         from .lightning import fit
 
         fixed = pre.max_frames if getattr(model_config, "read", "") == "final" else None
-        net, history, summary = fit(build_model(model, model_config), xy(train_s), xy(val_s), config, out,
-                                    pre.padding, fixed)  # fmt: skip
+        if augment is not None:
+            raw = ([s.keypoints for s in train_s], np.array([index[s.gloss] for s in train_s], dtype=np.int64))
+            net, history, summary = fit(build_model(model, model_config), raw, xy(val_s), config, out, pre.padding,
+                                        fixed, transform=lambda x, rng: pre(augment(x, rng)))  # fmt: skip
+        else:
+            net, history, summary = fit(build_model(model, model_config), xy(train_s), xy(val_s), config, out,
+                                        pre.padding, fixed)  # fmt: skip
         ckpt = out / TORCH_NAME
     else:
         from .keras_train import fit as keras_fit
@@ -106,7 +117,8 @@ def train(
     card = Card(
         framework=framework, model=model, model_config=asdict(model_config), labels=labels,
         preprocess=pre.to_dict(),
-        training={**config.to_dict(), **summary, "split": how, "data": str(data), "val_acc": best.get("val_acc")},
+        training={**config.to_dict(), **summary, "split": how, "data": str(data), "val_acc": best.get("val_acc"),
+                  "augment": augment.to_dict() if augment is not None else None},
     )  # fmt: skip
     (save_torch if framework == "torch" else save_keras)(ckpt, net, card)
     result = TrainResult(

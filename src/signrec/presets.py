@@ -1,0 +1,55 @@
+"""Named training recipes: the reference model exactly as specified, and signrec's best configuration.
+
+A recipe is a model name and options, a `Preprocess`, an `Augment` (or none) and a `TrainConfig`; every
+part can be overridden, so that a table can show what each change buys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .training.config import TrainConfig
+from .transforms import Augment, Preprocess
+
+
+@dataclass
+class Recipe:
+    name: str
+    model: str
+    model_options: dict = field(default_factory=dict)
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    augment: Augment | None = None
+    config: TrainConfig = field(default_factory=TrainConfig)
+
+    def with_config(self, **changes: object) -> Recipe:
+        return replace(self, config=replace(self.config, **changes))
+
+
+def reference(activation: str = "tanh") -> Recipe:
+    """Three LSTMs (64, 128, 64) and dense 64, 32 on the raw 1662 values, padded; Adam, up to 2000 epochs."""
+    return Recipe(f"reference ({activation})", "lstm", {"activation": activation})
+
+
+BEST_PREPROCESS = Preprocess(features="compact", normalize="body", hand_view=True, motion=True, flags=True,
+                             resample=64)  # fmt: skip
+
+
+def best() -> Recipe:
+    """Convolution + transformer on body-relative compact features with hand shape, motion and presence flags,
+    mirrored/rotated/stretched training data, AdamW with weight decay, label smoothing and a cosine schedule."""
+    return Recipe(
+        "best (convformer)", "convformer", {"dim": 128},
+        BEST_PREPROCESS,
+        Augment(),
+        TrainConfig(max_epochs=100, patience=30, batch_size=32, lr=1e-3, weight_decay=0.05, label_smoothing=0.1,
+                    optimizer="adamw", schedule="cosine", warmup_epochs=5, grad_clip=1.0),
+    )  # fmt: skip
+
+
+RECIPES = {"reference": reference, "best": best}
+
+
+def recipe(name: str, **kwargs: object) -> Recipe:
+    if name not in RECIPES:
+        raise KeyError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
+    return RECIPES[name](**kwargs)  # type: ignore[operator]

@@ -1,0 +1,162 @@
+"""Preprocessing, augmentation, the stronger models, the best recipe and `signrec run`, on real data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from signrec import layout
+from signrec.checkpoint import load_predictor
+from signrec.cli import main
+from signrec.io import read_csv_rows
+from signrec.models import build_model, known_models, make_config
+from signrec.models.lstm import pad_batch
+from signrec.transforms import (COMPACT_INDEX, Augment, Preprocess, drop_frames, hand_relative, mirror,
+                                normalize_body, rotate_scale, time_stretch)  # fmt: skip
+from conftest import link_tree
+
+LEFT, RIGHT, FACE = (layout.COMPONENTS[p].slice for p in ("left_hand", "right_hand", "face"))
+
+
+@pytest.fixture(scope="module")
+def seq(data_dir):
+    """A real WLASL sequence (book) with pose, face and both hands in some frames."""
+    x = np.load(data_dir / "keypoints" / "wlasl-b" / "book" / "000.npy")
+    assert layout.presence(x).any(axis=0).all()
+    return x
+
+
+def _move(frames, dx, dy, s):
+    """The whole sequence shifted by (dx, dy) and scaled by s (x, y and z), as a camera change would."""
+    out = frames.copy()
+    present = layout.presence(frames)
+    for i, p in enumerate(layout.PARTS):
+        block = layout.part(out, p)
+        rows = present[:, i]
+        block[rows, :, 0] = block[rows, :, 0] * s + dx
+        block[rows, :, 1] = block[rows, :, 1] * s + dy
+        block[rows, :, 2] = block[rows, :, 2] * s
+    return out
+
+
+def test_mirror_twice_is_the_identity_and_swaps_the_hands(seq):
+    m = mirror(seq)
+    np.testing.assert_allclose(mirror(m), seq, atol=1e-6)
+    right = seq[:, RIGHT].reshape(len(seq), 21, 3)
+    got_left = m[:, LEFT].reshape(len(seq), 21, 3)
+    has = right.any(axis=(1, 2))
+    np.testing.assert_allclose(got_left[has, :, 0], 1 - right[has, :, 0], atol=1e-6)  # x flipped
+    np.testing.assert_array_equal(got_left[has, :, 1:], right[has, :, 1:])
+    assert not got_left[~has].any()  # a missing right hand becomes a missing left hand
+    pose, mpose = layout.part(seq, "pose"), layout.part(m, "pose")
+    np.testing.assert_allclose(mpose[:, layout.POSE_LEFT_WRIST, 0], 1 - pose[:, layout.POSE_RIGHT_WRIST, 0], atol=1e-6)
+    assert m.shape == seq.shape and m.dtype == np.float32
+
+
+def test_body_relative_coordinates_ignore_where_the_signer_stands(seq):
+    moved = _move(seq, 0.13, -0.07, 1.4)
+    np.testing.assert_allclose(normalize_body(moved), normalize_body(seq), atol=1e-4)
+    np.testing.assert_allclose(hand_relative(moved), hand_relative(seq), atol=1e-4)
+    pre = Preprocess(features="compact", normalize="body", hand_view=True, motion=True, flags=True)
+    np.testing.assert_allclose(pre(moved), pre(seq), atol=1e-4)
+    raw = Preprocess(features="compact")  # without normalisation the position shows
+    assert np.abs(raw(moved) - raw(seq)).max() > 0.05
+    # missing parts stay missing (zeros)
+    assert np.array_equal(layout.presence(normalize_body(seq)), layout.presence(seq))
+
+
+def test_each_feature_switch_adds_what_it_says(seq):
+    base = Preprocess(features="compact", normalize="body")
+    assert base(seq).shape == (len(seq), len(COMPACT_INDEX) * 3) == (len(seq), 276)
+    for switch, extra in (("hand_view", 126), ("motion", 276), ("flags", 4)):
+        p = Preprocess(features="compact", normalize="body", **{switch: True})
+        assert p(seq).shape == (len(seq), 276 + extra) == (len(seq), p.num_features)
+    flags = Preprocess(features="compact", flags=True)(seq)[:, -4:]
+    np.testing.assert_array_equal(flags, layout.presence(seq).astype(np.float32))
+    motion = Preprocess(features="compact", normalize="body", motion=True)(seq)[:, 276:]
+    assert not motion[0].any()  # no motion before the first frame
+    assert Preprocess(resample=16)(seq).shape == (16, 1662)
+    assert Preprocess()(seq).shape == seq.shape  # the reference input is untouched
+    np.testing.assert_array_equal(Preprocess()(seq), seq)
+
+
+def test_augmentations_keep_the_layout_and_do_what_they_say(seq):
+    rng = np.random.default_rng(0)
+    assert time_stretch(seq, 1.5).shape == (round(len(seq) * 1.5), 1662)
+    dropped = drop_frames(seq, 0.3, rng)
+    assert len(seq) // 2 <= len(dropped) < len(seq)
+    turned = rotate_scale(seq, 90, 1.0, 1.0)
+    assert np.array_equal(layout.presence(turned), layout.presence(seq))  # missing parts stay missing
+    a = normalize_body(turned)[:, layout.COMPONENTS["pose"].slice].reshape(len(seq), 33, 4)
+    b = normalize_body(seq)[:, layout.COMPONENTS["pose"].slice].reshape(len(seq), 33, 4)
+    present = layout.presence(seq)[:, 0]
+    # a quarter turn about the body: (x, y) -> (-y, x), measured in body coordinates
+    np.testing.assert_allclose(a[present, :, 0], -b[present, :, 1], atol=1e-3)
+    np.testing.assert_array_equal(Augment.off()(seq, rng), seq)
+    out = Augment()(seq, rng)
+    assert out.shape[1] == 1662 and out.dtype == np.float32 and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", [n for n in known_models() if n != "lstm"])
+def test_stronger_models_ignore_padding(name):
+    torch.manual_seed(0)
+    model = build_model(name, make_config(name, num_classes=4, input_size=30)).eval()
+    a, b = torch.randn(7, 30), torch.randn(19, 30)
+    x, lengths = pad_batch([a, b])
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, lengths)[0], model(a[None], torch.tensor([7]))[0], rtol=1e-4, atol=1e-5)
+
+
+def test_best_recipe_trains_through_the_cli_and_predicts(data_dir, tmp_path, capsys):
+    data = data_dir / "keypoints" / "webcam" / "akashsharma095"
+    rc = main(["train", str(data), "--recipe", "best", "--out", str(tmp_path / "best"), "--max-epochs", "3",
+               "--no-progress"])  # fmt: skip
+    assert rc == 0
+    predictor = load_predictor(tmp_path / "best")
+    assert predictor.card.model == "convformer" and predictor.preprocess.features == "compact"
+    assert predictor.card.training["augment"]["mirror"] == 0.5 and predictor.card.training["schedule"] == "cosine"
+    probs = predictor.predict_proba([np.load(data / "hello" / "000.npy"), np.load(data / "thanks" / "001.npy")[:17]])
+    assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    # a switch turned off is recorded in the checkpoint
+    rc = main(["train", str(data), "--recipe", "best", "--no-augment", "--no-motion", "--out", str(tmp_path / "b2"),
+               "--max-epochs", "1", "--no-progress"])  # fmt: skip
+    card = load_predictor(tmp_path / "b2").card
+    assert rc == 0 and card.training["augment"] is None and card.preprocess["motion"] is False
+
+
+def _small_video_folder(data_dir, root):
+    """Two glosses x three of the shortest real wlasl12 clips."""
+    rows = read_csv_rows(data_dir / "videos" / "wlasl12.csv")
+    files = {}
+    for gloss in ("drink", "help"):
+        mine = sorted((r for r in rows if r["gloss"] == gloss), key=lambda r: int(r["frames"]))[:3]
+        for r in mine:
+            files[f"{gloss}/{r['wlasl_video_id']}.mp4"] = data_dir / "videos" / "wlasl12" / gloss / f"{r['wlasl_video_id']}.mp4"
+    return link_tree(root, files)
+
+
+def test_run_does_the_whole_job_and_reuses_its_stages(data_dir, tmp_path, capsys):
+    videos = _small_video_folder(data_dir, tmp_path / "videos")
+    out = tmp_path / "job"
+    args = ["run", "--videos", str(videos), "--out", str(out), "--max-epochs", "2", "--no-progress", "--workers", "2"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "keypoints (done)" in first and "train best (done)" in first
+    report = (out / "report.md").read_text()
+    for model in ("reference-torch", "reference-keras", "best"):
+        assert model in report
+        assert (out / "runs" / model / "eval-test" / "confusion.png").exists()
+    assert (out / "runs" / "reference-torch" / "model.pt").exists() and (out / "runs" / "reference-keras" / "model.keras").exists()
+    rows = read_csv_rows(out / "comparison.csv")
+    assert [r["model"] for r in rows] == ["reference-torch", "reference-keras", "best"]
+    assert rows[0]["parameters"] == rows[1]["parameters"]  # same architecture, same count in both frameworks
+    split = json.loads((out / "split.json").read_text())
+    mtime = (out / "runs" / "best" / "model.pt").stat().st_mtime_ns
+    assert main(args) == 0
+    second = capsys.readouterr().out
+    assert "keypoints (reused)" in second and "split (reused)" in second and "train best (reused)" in second
+    assert (out / "runs" / "best" / "model.pt").stat().st_mtime_ns == mtime
+    assert json.loads((out / "split.json").read_text()) == split
