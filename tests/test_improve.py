@@ -160,3 +160,18 @@ def test_run_does_the_whole_job_and_reuses_its_stages(data_dir, tmp_path, capsys
     assert "keypoints (reused)" in second and "split (reused)" in second and "train best (reused)" in second
     assert (out / "runs" / "best" / "model.pt").stat().st_mtime_ns == mtime
     assert json.loads((out / "split.json").read_text()) == split
+
+
+def test_best_model_exports_to_onnx_with_the_same_probabilities(data_dir, tmp_path):
+    import onnxruntime as ort
+
+    from signrec.predict import export_onnx, onnx_inputs
+
+    data = data_dir / "keypoints" / "webcam" / "akashsharma095"
+    assert main(["train", str(data), "--recipe", "best", "--out", str(tmp_path / "best"), "--max-epochs", "1",
+                 "--no-progress"]) == 0  # fmt: skip
+    predictor = load_predictor(tmp_path / "best")
+    onnx_path = export_onnx(tmp_path / "best", tmp_path / "best.onnx")
+    seqs = [np.load(data / "hello" / "003.npy"), np.load(data / "iloveyou" / "004.npy")[:20]]
+    got = ort.InferenceSession(str(onnx_path)).run(None, onnx_inputs(predictor, seqs))[0]
+    np.testing.assert_allclose(got, predictor.predict_proba(seqs), atol=1e-5)

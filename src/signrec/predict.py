@@ -7,6 +7,7 @@ applies its own preprocessing, so a checkpoint and a video are all that is neede
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,9 +92,11 @@ def export_onnx(checkpoint: str | os.PathLike, path: str | os.PathLike) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    x = torch.zeros(2, pre.max_frames, pre.num_features)
-    lengths = torch.tensor([pre.max_frames, max(1, pre.max_frames // 2)])
+    frames = onnx_frames(pre)
+    x = torch.zeros(2, frames, pre.num_features)
+    lengths = torch.tensor([frames, max(1, frames // 2)])
     tmp = path.with_name(path.name + ".partial")
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # shapes are fixed by design
     torch.onnx.export(
         WithSoftmax(predictor.model).eval(), (x, lengths), str(tmp), input_names=["x", "lengths"],
         output_names=["probabilities"], dynamic_axes={"x": {0: "batch"}, "lengths": {0: "batch"},
@@ -104,11 +107,17 @@ def export_onnx(checkpoint: str | os.PathLike, path: str | os.PathLike) -> Path:
     return path
 
 
+def onnx_frames(pre) -> int:
+    """The exported model's time axis: the padded length, else the resampling length (longer clips are
+    resampled to it, so none is longer)."""
+    return pre.max_frames or pre.resample or 64
+
+
 def onnx_inputs(predictor: Predictor, sequences: list[np.ndarray]) -> dict[str, np.ndarray]:
     """The ONNX model's inputs for raw keypoint sequences, with the checkpoint's preprocessing."""
     pre = predictor.preprocess
-    xs = [pre(s) for s in sequences]
-    x = np.zeros((len(xs), pre.max_frames, pre.num_features), np.float32)
+    xs = [pre(s)[: onnx_frames(pre)] for s in sequences]
+    x = np.zeros((len(xs), onnx_frames(pre), pre.num_features), np.float32)
     for i, a in enumerate(xs):
         x[i, : len(a)] = a
     return {"x": x, "lengths": np.array([len(a) for a in xs], np.int64)}
