@@ -175,3 +175,20 @@ def test_best_model_exports_to_onnx_with_the_same_probabilities(data_dir, tmp_pa
     seqs = [np.load(data / "hello" / "003.npy"), np.load(data / "iloveyou" / "004.npy")[:20]]
     got = ort.InferenceSession(str(onnx_path)).run(None, onnx_inputs(predictor, seqs))[0]
     np.testing.assert_allclose(got, predictor.predict_proba(seqs), atol=1e-5)
+
+
+def test_fill_gaps_interpolates_short_hand_dropouts_only(seq):
+    from signrec.transforms import fill_gaps
+
+    right = layout.COMPONENTS["right_hand"].slice
+    found = np.flatnonzero(seq[:, right].any(axis=1))
+    run = next(i for i in found if {i + 1, i + 2, i + 3, i + 4} <= set(found))  # five frames in a row with it
+    holed = seq.copy()
+    holed[run + 1 : run + 4, right] = 0  # Holistic lost the hand for three frames
+    filled = fill_gaps(holed, 3)
+    w = np.array([1, 2, 3])[:, None] / 4
+    np.testing.assert_allclose(filled[run + 1 : run + 4, right], (1 - w) * seq[run, right] + w * seq[run + 4, right],
+                               atol=1e-6)  # fmt: skip
+    np.testing.assert_array_equal(fill_gaps(holed, 2)[run + 1 : run + 4, right], 0)  # a longer gap stays missing
+    body = layout.COMPONENTS["left_hand"].start
+    np.testing.assert_array_equal(fill_gaps(seq, 3)[:, :body], seq[:, :body])  # pose and face untouched

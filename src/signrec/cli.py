@@ -152,6 +152,7 @@ def _switches(p: argparse.ArgumentParser) -> None:
                        ("motion", "frame differences"), ("flags", "which parts were found, per frame")):  # fmt: skip
         g.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None, help=what)
     g.add_argument("--resample", type=int, help="resample longer sequences to this many frames")
+    g.add_argument("--fill-gaps", type=int, help="interpolate hands lost for at most this many frames in a row")
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="mirror (hands swapped), rotation/scale, time stretch, dropped frames")
     g.add_argument("--optimizer", choices=["adam", "adamw"])
@@ -168,7 +169,7 @@ def _recipe(args: argparse.Namespace):
     from .transforms import Augment
 
     r = recipe(args.recipe, **({"activation": args.activation} if args.recipe == "reference" else {}))
-    pre = {k: getattr(args, k) for k in ("features", "normalize", "hand_view", "motion", "flags", "resample")
+    pre = {k: getattr(args, k) for k in ("features", "normalize", "hand_view", "motion", "flags", "resample", "fill_gaps")
            if getattr(args, k) is not None}  # fmt: skip
     config = {k: getattr(args, k) for k in ("optimizer", "schedule", "weight_decay", "label_smoothing")
               if getattr(args, k) is not None}  # fmt: skip

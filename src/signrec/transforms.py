@@ -26,7 +26,7 @@ from . import layout
 
 # The compact point set: pose landmarks 0-24 (upper body down to the hips), face key points, both hands.
 POSE_UPPER = tuple(range(25))
-HAND_POINTS = 21
+HAND_POINTS = layout.COMPONENTS["left_hand"].landmarks
 
 
 def _pose_xyz_index() -> np.ndarray:
@@ -46,7 +46,10 @@ COMPACT_INDEX = np.concatenate([
     _points_index("left_hand", range(HAND_POINTS)),
     _points_index("right_hand", range(HAND_POINTS)),
 ])  # fmt: skip
-COMPACT_PARTS = {"pose": slice(0, 25), "face": slice(25, 50), "left_hand": slice(50, 71), "right_hand": slice(71, 92)}
+_COUNTS = {"pose": len(POSE_UPPER), "face": len(layout.FACE_KEY_POINTS), "left_hand": HAND_POINTS,
+           "right_hand": HAND_POINTS}  # fmt: skip
+COMPACT_PARTS = {p: slice(sum(list(_COUNTS.values())[:i]), sum(list(_COUNTS.values())[: i + 1]))
+                 for i, p in enumerate(_COUNTS)}  # fmt: skip
 
 
 def all_points(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,6 +92,7 @@ class Preprocess:
     motion: bool = False
     flags: bool = False
     resample: int | None = None  # longer sequences are resampled (not cut) to this many frames
+    fill_gaps: int = 0  # hands missing for at most this many frames in a row are interpolated (0 = off)
 
     def __post_init__(self) -> None:
         if self.features != "compact" and self.features not in layout.SUBSETS:
@@ -107,7 +111,8 @@ class Preprocess:
 
     @property
     def is_reference(self) -> bool:
-        return self.features != "compact" and self.normalize == "none" and not (self.hand_view or self.motion or self.flags)
+        return (self.features != "compact" and self.normalize == "none" and not self.fill_gaps
+                and not (self.hand_view or self.motion or self.flags))  # fmt: skip
 
     def __call__(self, keypoints: np.ndarray) -> np.ndarray:
         layout.check_frames(keypoints)
@@ -123,6 +128,8 @@ class Preprocess:
 
     def _features(self, frames: np.ndarray) -> np.ndarray:
         frames = np.asarray(frames, dtype=np.float32)
+        if self.fill_gaps:
+            frames = fill_gaps(frames, self.fill_gaps)
         present = layout.presence(frames)  # (T, 4)
         if self.normalize == "body":
             frames = normalize_body(frames)
@@ -191,6 +198,21 @@ def hand_relative(frames: np.ndarray) -> np.ndarray:
         size = np.linalg.norm(rel[..., :2], axis=-1).max(axis=1, keepdims=True)[..., None]
         views.append(np.where(size > 1e-6, rel / np.maximum(size, 1e-6), 0.0).reshape(len(frames), -1))
     return np.concatenate(views, axis=1).astype(np.float32)
+
+
+def fill_gaps(frames: np.ndarray, max_gap: int, parts: tuple[str, ...] = ("left_hand", "right_hand")) -> np.ndarray:
+    """Interpolate a part linearly over runs of at most `max_gap` frames where it was not found between two
+    frames where it was (Holistic often loses a moving hand for a frame or two). Longer gaps, and gaps at the
+    start or end, stay missing."""
+    out = np.array(frames, dtype=np.float32, copy=True)
+    for name in parts:
+        cols = layout.COMPONENTS[name].slice
+        found = np.flatnonzero(np.any(frames[:, cols] != 0, axis=1))
+        for a, b in zip(found[:-1], found[1:], strict=True):
+            if 1 < b - a <= max_gap + 1:
+                w = (np.arange(a + 1, b) - a)[:, None] / (b - a)
+                out[a + 1 : b, cols] = (1 - w) * frames[a, cols] + w * frames[b, cols]
+    return out
 
 
 def resample(frames: np.ndarray, length: int) -> np.ndarray:
