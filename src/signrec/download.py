@@ -37,6 +37,10 @@ class Missing(DownloadError):
     """The link is dead for good: the video is gone from its site."""
 
 
+class TooLarge(DownloadError):
+    """The file is larger than the size cap; trying again would not help."""
+
+
 @dataclass
 class FetchConfig:
     jobs: int = 4  # downloads at a time
@@ -121,14 +125,14 @@ def _http_once(url: str, part: Path, config: FetchConfig, progress: Progress | N
     with urllib.request.urlopen(request, timeout=config.timeout) as response:  # noqa: S310 - http(s) only, checked
         length = response.headers.get("Content-Length")
         if length is not None and int(length) > config.max_bytes:
-            raise DownloadError(f"{url}: {int(length):,} bytes is over the cap of {config.max_bytes:,}")
+            raise TooLarge(f"{url}: {int(length):,} bytes is over the cap of {config.max_bytes:,}")
         content_type = (response.headers.get("Content-Type") or "").lower()
         got = 0
         with open(part, "wb") as f:
             while chunk := response.read(1 << 16):
                 got += len(chunk)
                 if got > config.max_bytes:
-                    raise DownloadError(f"{url}: more than the cap of {config.max_bytes:,} bytes")
+                    raise TooLarge(f"{url}: more than the cap of {config.max_bytes:,} bytes")
                 f.write(chunk)
                 if progress is not None:
                     progress.add(len(chunk))
@@ -169,9 +173,9 @@ def http_download(url: str, dest_stem: str | os.PathLike, config: FetchConfig | 
                 raise Missing(f"{url}: HTTP {e.code} {e.reason}") from None
         except Missing as e:
             raise Missing(str(e).replace(str(part), url)) from None
+        except TooLarge:
+            raise
         except DownloadError as e:
-            if "over the cap" in str(e) or "more than the cap" in str(e):
-                raise
             last = DownloadError(str(e).replace(str(part), url))  # a bad file: maybe a truncated answer
         except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError, OSError) as e:
             last = e

@@ -26,6 +26,11 @@ COMPARE_FIELDS = ["model", "framework", "parameters", "val_acc", "test_top1", "t
                   "seconds_per_epoch", "train_seconds"]  # fmt: skip
 
 
+def _markdown_table(rows: list[dict], fields: list[str]) -> str:
+    lines = ["| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)]
+    return "\n".join(lines + ["| " + " | ".join(str(r[k]) for k in fields) + " |" for r in rows])
+
+
 def compare(
     data: str | os.PathLike,
     out: str | os.PathLike,
@@ -55,8 +60,7 @@ def compare(
         "train_seconds": f"{r.seconds:.1f}",
     } for r, e in zip(results, evaluations)]  # fmt: skip
     write_csv_atomic(out / "comparison.csv", rows, COMPARE_FIELDS)
-    table = "\n".join(["| " + " | ".join(COMPARE_FIELDS) + " |", "|" + "---|" * len(COMPARE_FIELDS)]
-                      + ["| " + " | ".join(str(r[k]) for k in COMPARE_FIELDS) + " |" for r in rows])  # fmt: skip
+    table = _markdown_table(rows, COMPARE_FIELDS)
     write_report(out / "report.md", evaluations, title=f"PyTorch vs Keras reference LSTM on {Path(data).name}",
                  extra="## Training\n\n" + table)  # fmt: skip
     return Comparison(results, evaluations, table, str(out / "report.md"))
@@ -179,8 +183,7 @@ def run(
                      "test_top5": f"{ev.metrics.top5:.3f}", "epochs": result.epochs, "best_epoch": result.best_epoch,
                      "train_seconds": f"{result.seconds:.1f}"})  # fmt: skip
     write_csv_atomic(out / "comparison.csv", rows, RUN_FIELDS)
-    table = "\n".join(["| " + " | ".join(RUN_FIELDS) + " |", "|" + "---|" * len(RUN_FIELDS)]
-                      + ["| " + " | ".join(str(r[k]) for k in RUN_FIELDS) + " |" for r in rows])  # fmt: skip
+    table = _markdown_table(rows, RUN_FIELDS)
     write_report(out / "report.md", evaluations, title=f"signrec run on {data}",
                  extra="## Models\n\n" + table + "\n\nCheckpoints: `runs/<model>/model.pt` or `model.keras`.")  # fmt: skip
     stages["report"] = "done"

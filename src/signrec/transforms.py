@@ -50,6 +50,8 @@ _COUNTS = {"pose": len(POSE_UPPER), "face": len(layout.FACE_KEY_POINTS), "left_h
            "right_hand": HAND_POINTS}  # fmt: skip
 COMPACT_PARTS = {p: slice(sum(list(_COUNTS.values())[:i]), sum(list(_COUNTS.values())[: i + 1]))
                  for i, p in enumerate(_COUNTS)}  # fmt: skip
+# (92,) index into layout.PARTS of each compact point
+COMPACT_PART_OF = np.concatenate([np.full(s.stop - s.start, layout.PARTS.index(p)) for p, s in COMPACT_PARTS.items()])
 
 
 def all_points(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -135,9 +137,7 @@ class Preprocess:
             frames = normalize_body(frames)
         if self.features == "compact":
             coords = frames[:, COMPACT_INDEX].reshape(len(frames), -1)
-            part_of = np.concatenate([np.full(s.stop - s.start, layout.PARTS.index(p))
-                                      for p, s in COMPACT_PARTS.items()])  # fmt: skip
-            coord_present = np.repeat(present[:, part_of], 3, axis=1)
+            coord_present = np.repeat(present[:, COMPACT_PART_OF], 3, axis=1)
         else:
             coords = layout.select(frames, self.features)
             coord_present = np.concatenate([np.repeat(present[:, [layout.PARTS.index(c)]], layout.COMPONENTS[c].size, 1)

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .download import DownloadError, FetchConfig, HostLimiter, Missing, Progress, check_video, download
-from .io import read_csv_rows, write_csv_atomic
+from .io import atomic_write_text, read_csv_rows, write_csv_atomic
 from .video import FrameRange, VideoError, count_frames, iter_frames, probe, write_video
 
 METADATA_URL = "https://raw.githubusercontent.com/dxli94/WLASL/master/start_kit/WLASL_v0.3.json"
@@ -408,8 +408,6 @@ def _rel(path: Path, out: Path) -> str:
 
 def write_manifest(out: str | os.PathLike, rows: list[dict]) -> None:
     """manifest.csv (every selected instance) and missing.txt (the video_ids not obtained), atomically."""
-    from .io import atomic_write_text
-
     out = Path(out)
     write_csv_atomic(out / MANIFEST_NAME, rows, MANIFEST_FIELDS)
     missing = sorted({r["video_id"] for r in rows if r.get("status") in ("missing", "error")})

@@ -88,8 +88,11 @@ def train(
         pre = Preprocess(**{**pre.to_dict(), "max_frames": max(len(s.keypoints) for s in train_s)})
     index = {g: i for i, g in enumerate(labels)}
 
+    def targets(samples: list) -> np.ndarray:
+        return np.array([index[s.gloss] for s in samples], dtype=np.int64)
+
     def xy(samples: list) -> tuple[list[np.ndarray], np.ndarray]:
-        return [pre(s.keypoints) for s in samples], np.array([index[s.gloss] for s in samples], dtype=np.int64)
+        return [pre(s.keypoints) for s in samples], targets(samples)
 
     opts = {"num_classes": len(labels), "input_size": pre.num_features, **(model_options or {})}
     model_config = make_config(model, **opts)
@@ -99,7 +102,7 @@ def train(
 
         fixed = pre.max_frames if getattr(model_config, "read", "") == "final" else None
         if augment is not None:
-            raw = ([s.keypoints for s in train_s], np.array([index[s.gloss] for s in train_s], dtype=np.int64))
+            raw = ([s.keypoints for s in train_s], targets(train_s))
             net, history, summary = fit(build_model(model, model_config), raw, xy(val_s), config, out, pre.padding,
                                         fixed, transform=lambda x, rng: pre(augment(x, rng)))  # fmt: skip
         else:
