@@ -18,13 +18,13 @@ under WORK, so an interrupted run resumes. Prints a Markdown table of mean and s
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import json
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))

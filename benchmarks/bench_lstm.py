@@ -9,6 +9,7 @@ of `--repeat` runs of each, measured side by side in one process.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -55,7 +56,7 @@ class Stack(nn.Module):
             "torch.nn.LSTM": lambda a, b: nn.LSTM(a, b, batch_first=True),
             "naive per-step cell": lambda a, b: NaiveLSTM(a, b),
         }[kind]
-        self.layers = nn.ModuleList(make(a, b) for a, b in zip(sizes, sizes[1:]))
+        self.layers = nn.ModuleList(make(a, b) for a, b in itertools.pairwise(sizes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:

@@ -37,7 +37,7 @@ class LoopbackServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 with server._lock:
                     server.hits[self.path] += 1
                     server.active += 1
@@ -98,7 +98,7 @@ class LoopbackServer:
         h.end_headers()
         h.wfile.write(body)
 
-    def __enter__(self) -> LoopbackServer:
+    def __enter__(self) -> LoopbackServer:  # noqa: PYI034 - typing.Self needs Python 3.11
         self.thread.start()
         return self
 

@@ -8,8 +8,8 @@ import json
 import cv2
 import numpy as np
 import pytest
-from loopback import LoopbackServer
 
+from loopback import LoopbackServer
 from signrec import layout, wlasl
 from signrec.cli import main
 from signrec.download import DownloadError, FetchConfig, Missing, http_download, ytdlp_download
@@ -17,7 +17,7 @@ from signrec.importer import import_keypoints
 from signrec.io import read_csv_rows
 from signrec.video import FrameRange, count_frames, iter_frames, write_video
 
-FAST = dict(timeout=1.0, retries=1, backoff=0.01)
+FAST = {"timeout": 1.0, "retries": 1, "backoff": 0.01}
 
 
 @pytest.fixture(scope="module")

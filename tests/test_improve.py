@@ -8,15 +8,24 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import link_tree
 from signrec import layout
 from signrec.checkpoint import load_predictor
 from signrec.cli import main
 from signrec.io import read_csv_rows
 from signrec.models import build_model, known_models, make_config
 from signrec.models.lstm import pad_batch
-from signrec.transforms import (COMPACT_INDEX, Augment, Preprocess, drop_frames, hand_relative, mirror,
-                                normalize_body, rotate_scale, time_stretch)  # fmt: skip
-from conftest import link_tree
+from signrec.transforms import (
+    COMPACT_INDEX,
+    Augment,
+    Preprocess,
+    drop_frames,
+    hand_relative,
+    mirror,
+    normalize_body,
+    rotate_scale,
+    time_stretch,
+)
 
 LEFT, RIGHT, FACE = (layout.COMPONENTS[p].slice for p in ("left_hand", "right_hand", "face"))
 

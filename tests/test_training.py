@@ -72,7 +72,7 @@ def test_checkpoint_describes_itself_and_round_trips(torch_run, keras_run, webca
         assert a.card.layout == "holistic-1662-v1" and a.preprocess.max_frames == 30
         np.testing.assert_array_equal(a.predict_proba(xs), b.predict_proba(xs))
     # The Lightning path saved the best (lowest validation loss) weights, not the last ones.
-    model, card = load_torch(torch_run[0] / "model.pt")
+    _model, card = load_torch(torch_run[0] / "model.pt")
     assert card.training["best_epoch"] == int(np.argmin([float(r["val_loss"]) for r in read_csv_rows(torch_run[0] / "history.csv")])) + 1
 
 

@@ -67,7 +67,7 @@ def load_torch(path: str | os.PathLike) -> tuple[Any, Card]:
 
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any failure to read is the same error for the user
+    except Exception as e:
         raise CheckpointError(f"{path}: cannot be read as a signrec PyTorch checkpoint ({e})") from e
     if not isinstance(obj, dict) or "state_dict" not in obj:
         raise CheckpointError(f"{path}: not a signrec checkpoint (no state_dict)")

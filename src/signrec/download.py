@@ -122,7 +122,7 @@ def _suffix_for(url: str, content_type: str = "") -> str:
 def _http_once(url: str, part: Path, config: FetchConfig, progress: Progress | None) -> str:
     """One try: stream `url` into `part`; returns the Content-Type."""
     request = urllib.request.Request(url, headers={"User-Agent": config.user_agent, "Accept": "*/*"})
-    with urllib.request.urlopen(request, timeout=config.timeout) as response:  # noqa: S310 - http(s) only, checked
+    with urllib.request.urlopen(request, timeout=config.timeout) as response:
         length = response.headers.get("Content-Length")
         if length is not None and int(length) > config.max_bytes:
             raise TooLarge(f"{url}: {int(length):,} bytes is over the cap of {config.max_bytes:,}")

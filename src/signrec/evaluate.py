@@ -233,8 +233,8 @@ def write_report(path: str | os.PathLike, evaluations: list[Evaluation], title: 
     rel = lambda p: os.path.relpath(p, path.parent)
     k = evaluations[0].metrics.k if evaluations else 5
     lines = [f"# {title}", "",
-             "Top-1/top-k *per instance* = share of clips right; *per gloss* = mean over glosses of each gloss's "
-             "accuracy. The interval is a 95% bootstrap over test clips. Model selection used the validation split only.",
+             ("Top-1/top-k *per instance* = share of clips right; *per gloss* = mean over glosses of each gloss's "
+             "accuracy. The interval is a 95% bootstrap over test clips. Model selection used the validation split only."),
              "", f"| model | n | top-1 | 95% CI | top-{k} | top-1 per gloss | top-{k} per gloss |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for ev in evaluations:
         m = ev.metrics

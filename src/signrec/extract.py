@@ -87,7 +87,7 @@ class Holistic:
     def close(self) -> None:
         self._solution.close()
 
-    def __enter__(self) -> Holistic:
+    def __enter__(self) -> Holistic:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -219,8 +219,8 @@ class ExtractSummary:
     def report(self) -> str:
         lines = [
             f"clips: {self.done} extracted, {self.skipped} already done (skipped), {len(self.failed)} failed",
-            f"frames: {self.frames} in {self.seconds:.1f} s ({self.frames_per_second:.1f} frames/s), "
-            f"{self.outside_holistic:.1%} of worker time outside Holistic",
+            (f"frames: {self.frames} in {self.seconds:.1f} s ({self.frames_per_second:.1f} frames/s), "
+            f"{self.outside_holistic:.1%} of worker time outside Holistic"),
         ]
         if self.parts_found:
             found = ", ".join(f"{k} {v:.0%}" for k, v in self.parts_found.items())

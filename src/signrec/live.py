@@ -59,7 +59,7 @@ def draw(frame: np.ndarray, results: object, text: str, fps: float) -> None:
                        (getattr(results, "right_hand_landmarks", None), mh.HAND_CONNECTIONS)):  # fmt: skip
         if lms is not None:
             du.draw_landmarks(frame, lms, conns)
-    h, w = frame.shape[:2]
+    _h, w = frame.shape[:2]
     scale = max(0.5, w / 900)
     cv2.rectangle(frame, (0, 0), (w, int(40 * scale)), (40, 40, 40), -1)
     cv2.putText(frame, text, (10, int(28 * scale)), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, (255, 255, 255), 2)
@@ -136,7 +136,7 @@ class _BackgroundStage:
                     h, w = frame.shape[:2]
                     self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
                 self._writer.write(frame)
-        except BaseException as e:  # handed to the main thread
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread, which re-raises it
             self._error = e
             while self._queue.get() is not None:  # drain so that put() never blocks forever
                 pass
@@ -186,7 +186,7 @@ def live(
     tmp = out_path.with_name(f".{out_path.stem}.partial{out_path.suffix}") if out_path else None
     log_path = out_path.with_suffix(".csv") if out_path else Path(f"live-{int(time.time())}.csv")
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_file = open(log_path, "w", newline="")
+    log_file = open(log_path, "w", newline="")  # noqa: SIM115 - closed in the finally below
     log = csv.writer(log_file)
     log.writerow(["frame", "time_s", "top_gloss", "probability", "shown"])
     stage = None

@@ -18,6 +18,7 @@ small rotations and scalings about the body, time stretching and dropped frames.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -208,7 +209,7 @@ def fill_gaps(frames: np.ndarray, max_gap: int, parts: tuple[str, ...] = ("left_
     for name in parts:
         cols = layout.COMPONENTS[name].slice
         found = np.flatnonzero(np.any(frames[:, cols] != 0, axis=1))
-        for a, b in zip(found[:-1], found[1:], strict=True):
+        for a, b in itertools.pairwise(found):
             if 1 < b - a <= max_gap + 1:
                 w = (np.arange(a + 1, b) - a)[:, None] / (b - a)
                 out[a + 1 : b, cols] = (1 - w) * frames[a, cols] + w * frames[b, cols]
@@ -255,7 +256,7 @@ def rotate_scale(frames: np.ndarray, degrees: float, scale_x: float, scale_y: fl
 
 def time_stretch(frames: np.ndarray, factor: float) -> np.ndarray:
     """The sequence played `factor` times as long (nearest frames)."""
-    return resample(frames, max(2, int(round(len(frames) * factor))))
+    return resample(frames, max(2, round(len(frames) * factor)))
 
 
 def drop_frames(frames: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:

@@ -143,7 +143,7 @@ def prefetch(items: Iterator, size: int = 8) -> Iterator:
                 if stop.is_set():
                     return
             q.put((_END, None))
-        except BaseException as e:  # handed to the consumer
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises it
             q.put((_END, e))
 
     thread = threading.Thread(target=run, daemon=True)

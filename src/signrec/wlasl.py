@@ -127,7 +127,7 @@ def default_metadata(cache: str | os.PathLike | None = None, url: str = METADATA
     part = path.with_name(path.name + ".partial")
     request = urllib.request.Request(url, headers={"User-Agent": config.user_agent})
     try:
-        with urllib.request.urlopen(request, timeout=config.timeout) as r, open(part, "wb") as f:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=config.timeout) as r, open(part, "wb") as f:
             shutil.copyfileobj(r, f)
         load_metadata(part)  # refuse to cache something that is not the metadata
     except MetadataError as e:
@@ -382,7 +382,7 @@ def fetch(instances: list[Instance], out: str | os.PathLike, config: FetchConfig
         for inst in group:
             try:
                 whole = True if local is None else _is_whole(path, inst, clips_are)
-                clip, frames, trimmed = write_clip(path, inst, out, whole)
+                clip, frames, _trimmed = write_clip(path, inst, out, whole)
                 record(inst, _manifest_row(inst, status="ok", path=_rel(clip, out), frames=frames,
                                            trimmed="true"))  # fmt: skip
             except (VideoError, OSError, ValueError) as e:

@@ -47,7 +47,7 @@ def build_model(name: str, config: Any) -> nn.Module:
     return builder(config)
 
 
-from . import convformer, lstm  # noqa: E402  (registers the built-in models below)
+from . import convformer, lstm
 
 register("lstm", lstm.LSTMConfig)(lstm.LSTMClassifier)
 register("convformer", convformer.ConvformerConfig)(convformer.Convformer)

@@ -13,6 +13,7 @@ the per-step work is one small matrix product and a few element-wise operations.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import torch
@@ -219,7 +220,7 @@ class LSTMClassifier(nn.Module):
             raise ValueError(f"read must be 'last_valid' or 'final', got {config.read!r}")
         self.config = config
         sizes = (config.input_size, *config.lstm_units)
-        self.lstms = nn.ModuleList(ScratchLSTM(a, b, config.activation) for a, b in zip(sizes, sizes[1:]))
+        self.lstms = nn.ModuleList(ScratchLSTM(a, b, config.activation) for a, b in itertools.pairwise(sizes))
         dense = []
         width = config.lstm_units[-1]
         for units in config.dense_units:

@@ -19,7 +19,7 @@ class History:
 
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "w", newline="")
+        self._f = open(self.path, "w", newline="")  # noqa: SIM115 - open for the whole run; close() closes it
         self._w = csv.DictWriter(self._f, fieldnames=HISTORY_FIELDS)
         self._w.writeheader()
         self._bar = tqdm(total=max_epochs, unit="epoch", desc=desc, disable=not progress, file=sys.stderr)
