@@ -98,7 +98,7 @@ class LoopbackServer:
         h.end_headers()
         h.wfile.write(body)
 
-    def __enter__(self) -> LoopbackServer:  # noqa: PYI034 - typing.Self needs Python 3.11
+    def __enter__(self) -> LoopbackServer:
         self.thread.start()
         return self
 

@@ -1,4 +1,4 @@
-"""WLASL metadata, downloads against a real loopback HTTP server, trimming, resume, and keypoint import."""
+"""WLASL metadata, downloads against a real loopback HTTP server, trimming and resume."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from loopback import LoopbackServer
-from signrec import layout, wlasl
+from signrec import wlasl
 from signrec.cli import main
 from signrec.download import DownloadError, FetchConfig, Missing, http_download, ytdlp_download
-from signrec.importer import import_keypoints
 from signrec.io import read_csv_rows
 from signrec.video import FrameRange, count_frames, iter_frames, write_video
 
@@ -264,68 +263,4 @@ def test_cli_report_and_local_fetch_then_extract_carries_split_signer_and_gloss(
     rc = main(["extract", str(out), "--out", str(tmp_path / "kp"), "--workers", "1", "--no-progress"])
     assert rc == 0
     (row,) = read_csv_rows(tmp_path / "kp" / "manifest.csv")
-    assert (row["gloss"], row["split"], row["signer_id"], row["frames"]) == ("afraid", "val", "11", "22")
-
-
-# --- importing keypoints ------------------------------------------------------------------------------------
-
-
-def _tutorial_tree(root, data_dir, width_subset=None):
-    """MP_Data/<action>/<sequence>/<frame>.npy from real webcam keypoints (one 1-D file per frame)."""
-    originals = {}
-    for gloss in ("hello", "thanks"):
-        for n in range(3):
-            seq = np.load(data_dir / "keypoints" / "webcam" / "akashsharma095" / gloss / f"{n:03d}.npy")
-            rows = layout.select(seq, width_subset) if width_subset else seq
-            for t, row in enumerate(rows):
-                dest = root / gloss / str(n) / f"{t}.npy"
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                np.save(dest, row)
-            originals[(gloss, str(n))] = seq
-    return originals
-
-
-def test_import_tutorial_layout(data_dir, tmp_path):
-    originals = _tutorial_tree(tmp_path / "MP_Data", data_dir)
-    s = import_keypoints(tmp_path / "MP_Data", tmp_path / "kp", progress=False)
-    assert (s.ok, s.failed) == (6, 0)
-    for (gloss, n), seq in originals.items():
-        np.testing.assert_array_equal(np.load(tmp_path / "kp" / gloss / f"{n}.npy"), seq)
-    rows = read_csv_rows(tmp_path / "kp" / "manifest.csv")
-    assert {r["gloss"] for r in rows} == {"hello", "thanks"} and all(r["frames"] == "30" for r in rows)
-
-
-def test_import_258_values_marks_the_face_missing(data_dir, tmp_path):
-    originals = _tutorial_tree(tmp_path / "MP_Data", data_dir, "pose_hands")
-    s = import_keypoints(tmp_path / "MP_Data", tmp_path / "kp", progress=False)
-    assert s.ok == 6 and s.widths == {258: 6}
-    got = np.load(tmp_path / "kp" / "hello" / "0.npy")
-    want = originals[("hello", "0")].copy()
-    want[:, layout.COMPONENTS["face"].slice] = 0
-    np.testing.assert_array_equal(got, want)
-    assert not layout.presence(got)[:, layout.PARTS.index("face")].any()
-
-
-def test_import_refuses_shapes_it_cannot_map(data_dir, tmp_path, capsys):
-    _tutorial_tree(tmp_path / "MP_Data", data_dir)
-    bad = tmp_path / "MP_Data" / "hello" / "9"
-    bad.mkdir()
-    for t in range(5):
-        np.save(bad / f"{t}.npy", np.zeros(100, np.float32))
-    rc = main(["data", "import", str(tmp_path / "MP_Data"), "--out", str(tmp_path / "kp"), "--no-progress"])
-    text = capsys.readouterr().out
-    assert rc == 1
-    assert "100 values per frame cannot be mapped" in text and "hello/9" in text
-    rows = {r["path"]: r for r in read_csv_rows(tmp_path / "kp" / "manifest.csv")}
-    assert rows["hello/9.npy"]["status"] == "failed" and [r["status"] for r in rows.values()].count("ok") == 6
-
-
-def test_import_nested_signer_folders(data_dir, tmp_path):
-    s = import_keypoints(data_dir / "keypoints" / "webcam", tmp_path / "kp", group_as="signer_id", progress=False)
-    rows = read_csv_rows(tmp_path / "kp" / "manifest.csv")
-    assert s.failed == 0 and len(rows) == s.ok > 400
-    assert {r["signer_id"] for r in rows} >= {"akashsharma095", "ilkerdemir-s"}
-    from signrec.data import load_dataset
-
-    ds = load_dataset(tmp_path / "kp")
-    assert len({x.signer for x in ds.samples}) == 5
+    assert (row["gloss"], row["split"], row["signer"], row["frames"]) == ("afraid", "val", "11", "22")

@@ -136,13 +136,50 @@ def test_cli_exit_status_says_something_failed(video_tree, tmp_path, capsys):
 
 
 def test_cli_single_file_with_trim(clips, tmp_path):
-    rc = main(["extract", str(clips / "63185.mp4"), "--out", str(tmp_path), "--frame-start", "2100",
+    rc = main(["extract", str(clips / "63185.mp4"), "--out", str(tmp_path), "--frame-start", "4200",
                "--frame-end", "-1", "--no-progress", "--min-person", "0"])  # fmt: skip
     assert rc == 0
     kp = np.load(tmp_path / "63185.npy")
-    assert kp.shape == (count_frames(clips / "63185.mp4") - 2099, 1662)
+    assert kp.shape == (count_frames(clips / "63185.mp4") - 4199, 1662) == (33, 1662)
     row = read_csv_rows(tmp_path / "manifest.csv")[0]
-    assert (row["frame_start"], row["frame_end"]) == ("2100", "-1")
+    assert (row["frame_start"], row["frame_end"], row["parts"]) == ("4200", "-1", "pose+face+left_hand+right_hand")
+
+
+def test_metadata_beside_the_folder_carries_split_and_signer(data_dir, tmp_path):
+    """Issue 13.5: videos/wlasl12.csv (WLASL's split and signer) used to be ignored by extract and run."""
+    src = data_dir / "videos" / "wlasl12"
+    rows = {r["wlasl_video_id"]: r for r in read_csv_rows(data_dir / "videos" / "wlasl12.csv")}
+    # the three shortest clips of one gloss, in a folder named like the real one, with its CSV beside it
+    chosen = sorted((r for r in rows.values() if r["gloss"] == "yes"), key=lambda r: int(r["frames"]))[:3]
+    videos = link_tree(tmp_path / "wlasl12", {f"yes/{r['wlasl_video_id']}.mp4": src / "yes" / f"{r['wlasl_video_id']}.mp4"
+                                              for r in chosen})  # fmt: skip
+    (tmp_path / "wlasl12.csv").symlink_to(data_dir / "videos" / "wlasl12.csv")
+    summary = extract(videos, tmp_path / "kp", workers=1, progress=False)
+    assert summary.done == 3 and not summary.notes
+    for row in read_manifest(tmp_path / "kp"):
+        want = rows[row["id"]]
+        assert (row["split"], row["signer"], row["signer_fold"]) == (want["split"], want["signer_id"], want["signer_fold"])
+        assert row["dataset"] == "wlasl12" and row["parts"] == "pose+face+left_hand+right_hand"
+    with pytest.raises(FileNotFoundError, match="--metadata /nonexistent.csv: no such file"):
+        extract(videos, tmp_path / "kp2", metadata="/nonexistent.csv", progress=False)
+    assert not (tmp_path / "kp2").exists()
+
+
+def test_a_flat_folder_of_videos_says_its_clips_have_no_gloss(clips, tmp_path, capsys):
+    """Issue 13.9: extract on a flat folder used to leave the gloss column blank without a word."""
+    flat = link_tree(tmp_path / "flat", {"01377.mp4": clips / "01377.mp4"})
+    assert main(["extract", str(flat), "--out", str(tmp_path / "kp"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "1 clips lie directly in" in out and "their gloss is empty" in out
+    assert read_manifest(tmp_path / "kp")[0]["gloss"] == ""
+
+
+def test_progress_counts_frames_not_clips(video_tree):
+    from signrec.extract import expected_frames, find_jobs
+
+    jobs = {j.id: j for j in find_jobs(video_tree)}
+    assert expected_frames(jobs["68011"]) == 55 and expected_frames(jobs["01377"]) == 25  # the container's count
+    assert expected_frames(jobs["dead"]) == 1  # unreadable: counted as one frame, so the bar still ends
 
 
 def test_resume_after_a_killed_run(tmp_path, clips):

@@ -6,15 +6,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import link_tree
 from signrec import layout
-from signrec.checkpoint import load_predictor
+from signrec.batching import pad
 from signrec.cli import main
 from signrec.io import read_csv_rows
-from signrec.models import build_model, known_models, make_config
-from signrec.models.lstm import pad_batch
+from signrec.predict import load_predictor
 from signrec.transforms import (
     COMPACT_INDEX,
     Augment,
@@ -109,16 +107,6 @@ def test_augmentations_keep_the_layout_and_do_what_they_say(seq):
     assert out.shape[1] == 1662 and out.dtype == np.float32 and np.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", [n for n in known_models() if n != "lstm"])
-def test_stronger_models_ignore_padding(name):
-    torch.manual_seed(0)
-    model = build_model(name, make_config(name, num_classes=4, input_size=30)).eval()
-    a, b = torch.randn(7, 30), torch.randn(19, 30)
-    x, lengths = pad_batch([a, b])
-    with torch.no_grad():
-        torch.testing.assert_close(model(x, lengths)[0], model(a[None], torch.tensor([7]))[0], rtol=1e-4, atol=1e-5)
-
-
 def test_best_recipe_trains_through_the_cli_and_predicts(data_dir, tmp_path, capsys):
     data = data_dir / "keypoints" / "webcam" / "akashsharma095"
     rc = main(["train", str(data), "--recipe", "best", "--out", str(tmp_path / "best"), "--max-epochs", "3",
@@ -157,7 +145,8 @@ def test_run_does_the_whole_job_and_reuses_its_stages(data_dir, tmp_path, capsys
     report = (out / "report.md").read_text()
     for model in ("reference-torch", "reference-keras", "best"):
         assert model in report
-        assert (out / "runs" / model / "eval-test" / "confusion.png").exists()
+        assert (out / "runs" / model / "eval-keypoints-test" / "confusion.png").exists()
+    assert "Command:" in report and "**Split:**" in report and "Data:" in report
     assert (out / "runs" / "reference-torch" / "model.pt").exists() and (out / "runs" / "reference-keras" / "model.keras").exists()
     rows = read_csv_rows(out / "comparison.csv")
     assert [r["model"] for r in rows] == ["reference-torch", "reference-keras", "best"]
@@ -174,7 +163,7 @@ def test_run_does_the_whole_job_and_reuses_its_stages(data_dir, tmp_path, capsys
 def test_best_model_exports_to_onnx_with_the_same_probabilities(data_dir, tmp_path):
     import onnxruntime as ort
 
-    from signrec.predict import export_onnx, onnx_inputs
+    from signrec.export import export_onnx
 
     data = data_dir / "keypoints" / "webcam" / "akashsharma095"
     assert main(["train", str(data), "--recipe", "best", "--out", str(tmp_path / "best"), "--max-epochs", "1",
@@ -182,8 +171,10 @@ def test_best_model_exports_to_onnx_with_the_same_probabilities(data_dir, tmp_pa
     predictor = load_predictor(tmp_path / "best")
     onnx_path = export_onnx(tmp_path / "best", tmp_path / "best.onnx")
     seqs = [np.load(data / "hello" / "003.npy"), np.load(data / "iloveyou" / "004.npy")[:20]]
-    got = ort.InferenceSession(str(onnx_path)).run(None, onnx_inputs(predictor, seqs))[0]
+    x, mask = pad([predictor.preprocess(q) for q in seqs])
+    got = ort.InferenceSession(str(onnx_path)).run(None, {"x": x, "mask": mask})[0]
     np.testing.assert_allclose(got, predictor.predict_proba(seqs), atol=1e-5)
+    assert load_predictor(onnx_path).backend == "onnx"
 
 
 def test_fill_gaps_interpolates_short_hand_dropouts_only(seq):

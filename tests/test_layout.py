@@ -31,15 +31,23 @@ def test_presence_detects_zero_blocks():
     assert layout.presence_summary(frames)["pose"] == pytest.approx(2 / 3)
 
 
-def test_expand_subset_round_trip_marks_face_missing():
+def test_expand_and_take_round_trip_marks_the_parts_not_stored_missing():
     rng = np.random.default_rng(0)
     rows = rng.random((5, 258), dtype=np.float32) + 0.1
-    full = layout.expand_subset(rows, "pose_hands")
+    full = layout.expand(rows, layout.check_parts("pose_hands"))
     assert full.shape == (5, 1662)
-    np.testing.assert_array_equal(layout.select(full, "pose_hands"), rows)
+    np.testing.assert_array_equal(layout.take(full, "pose_hands"), rows)
     assert not layout.presence(full)[:, 1].any()  # face missing
+    assert layout.parts_found(full) == ("pose", "left_hand", "right_hand")
     assert layout.subset_for_width(258) == "pose_hands"
     assert layout.subset_for_width(1000) is None
+    hands = layout.expand(rows[:, 132:], ("right_hand", "left_hand"))  # any order in, layout order out
+    np.testing.assert_array_equal(hands[:, layout.LEFT_HAND.slice], rows[:, 132:195])
+    assert layout.parts_width(("left_hand", "right_hand")) == 126
+    with pytest.raises(ValueError, match="unknown keypoint parts"):
+        layout.check_parts("hands+tail")
+    with pytest.raises(ValueError, match=r"expected \(frames, 126\)"):
+        layout.expand(rows, layout.check_parts("hands"))
 
 
 def test_check_frames_names_the_source():

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from signrec.batching import last_valid, left_align, pad
 from signrec.models import build_model, known_models, make_config
 from signrec.models.keras_lstm import build_keras_model, import_keras
-from signrec.models.lstm import LSTMClassifier, LSTMConfig, ScratchLSTM, last_valid, pad_batch
+from signrec.models.lstm import LSTMClassifier, LSTMConfig, ScratchLSTM
 
 REFERENCE_PARAMETERS = 596_708  # 4 glosses, 1662 features
 
@@ -91,39 +92,62 @@ def test_xavier_uniform_bounds():
     assert layer.weight_ih.abs().max() > 0.9 * bound  # really uniform over the whole range
 
 
-def test_padding_does_not_change_the_prediction():
+def _batch(clips, side="post", total=None):
+    x, mask = pad([c.numpy() for c in clips], side, total)
+    return torch.from_numpy(x), torch.from_numpy(mask)
+
+
+@pytest.mark.parametrize("name", known_models())
+def test_every_model_gives_the_same_logits_padded_pre_post_or_alone(name):
+    """Issue 11.1: pre-padding used to shift every model onto the wrong frames (this failed on the old main)."""
+    torch.manual_seed(0)
+    model = build_model(name, make_config(name, num_classes=4, input_size=6)).eval()
+    clips = [torch.randn(n, 6) for n in (5, 9, 3, 9)]
+    with torch.no_grad():
+        alone = torch.cat([model(c[None], torch.ones(1, len(c), dtype=torch.bool)) for c in clips])
+        for side in ("post", "pre"):
+            for total in (None, 12):
+                torch.testing.assert_close(model(*_batch(clips, side, total)), alone, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(model(clips[1][None]), alone[1:2], rtol=1e-5, atol=1e-5)  # no mask: all real
+
+
+def test_the_seed_way_reads_the_final_padded_step():
     torch.manual_seed(0)
     model = LSTMClassifier(LSTMConfig(num_classes=3, input_size=6)).eval()
     a, b = torch.randn(5, 6), torch.randn(9, 6)
-    x, lengths = pad_batch([a, b])
+    final = LSTMClassifier(LSTMConfig(num_classes=3, input_size=6, read="final")).eval()
+    final.load_state_dict(model.state_dict())
     with torch.no_grad():
-        batched = model(x, lengths)
-        alone = model(a[None], torch.tensor([5]))
-        final = LSTMClassifier(LSTMConfig(num_classes=3, input_size=6, read="final"))
-        final.load_state_dict(model.state_dict())
-        seed_way = final(x)
-    torch.testing.assert_close(batched[0], alone[0], rtol=1e-5, atol=1e-6)
-    assert not torch.allclose(seed_way[0], alone[0], atol=1e-4)  # reading the padded final step differs
+        alone = model(a[None])
+        torch.testing.assert_close(final(a[None]), alone)  # unpadded, both read the same step
+        assert not torch.allclose(final(*_batch([a, b]))[0], alone[0], atol=1e-4)  # padded: the seed's way differs
 
 
-def test_pad_batch_pre_and_post():
+def test_pad_pre_and_post_and_left_align():
     a, b = torch.ones(2, 3), 2 * torch.ones(4, 3)
-    post, lengths = pad_batch([a, b])
-    assert lengths.tolist() == [2, 4]
+    post, mask = _batch([a, b])
+    assert mask.sum(1).tolist() == [2, 4]
     assert post[:, :, 0].tolist() == [[1, 1, 0, 0], [2, 2, 2, 2]]
-    pre, _ = pad_batch([a, b], "pre", total=5)
+    pre, pre_mask = _batch([a, b], "pre", total=5)
     assert pre[:, :, 0].tolist() == [[0, 0, 0, 1, 1], [0, 2, 2, 2, 2]]
+    assert pre_mask.tolist() == [[False, False, False, True, True], [False, True, True, True, True]]
+    aligned, lengths = left_align(pre, pre_mask)
+    assert aligned[:, :, 0].tolist() == [[1, 1, 0, 0, 0], [2, 2, 2, 2, 0]] and lengths.tolist() == [2, 4]
     out = torch.arange(10.0).view(2, 5, 1)
     assert last_valid(out, torch.tensor([2, 5])).flatten().tolist() == [1.0, 9.0]
+    with pytest.raises(ValueError, match="does not fit a batch of 3 frames"):
+        pad([np.zeros((4, 2))], "post", 3)
+    with pytest.raises(ValueError, match="padding side must be"):
+        pad([np.zeros((4, 2))], "middle")
 
 
-def test_pad_batch_matches_keras_pad_sequences():
+def test_pad_matches_keras_pad_sequences():
     keras = import_keras()
     seqs = [np.random.default_rng(i).random((n, 4), dtype=np.float32) for i, n in enumerate([3, 6, 2])]
     for side in ("pre", "post"):
-        ours, _ = pad_batch([torch.from_numpy(s) for s in seqs], side)
+        ours, _ = pad(seqs, side)
         ref = keras.utils.pad_sequences(seqs, dtype="float32", padding=side)
-        np.testing.assert_array_equal(ours.numpy(), ref)
+        np.testing.assert_array_equal(ours, ref)
 
 
 def test_registry_fails_loudly_on_unknown_names():
@@ -137,9 +161,32 @@ def test_registry_fails_loudly_on_unknown_names():
 @pytest.mark.parametrize("name", known_models())
 def test_every_registered_model_runs_forward_and_backward(name):
     model = build_model(name, make_config(name, num_classes=5, input_size=1662))
-    x, lengths = pad_batch([torch.randn(12, 1662), torch.randn(7, 1662)])
-    logits = model(x, lengths)
+    x, mask = _batch([torch.randn(12, 1662), torch.randn(7, 1662)])
+    logits = model(x, mask)
     assert logits.shape == (2, 5) and torch.isfinite(logits).all()
     logits.logsumexp(-1).sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     assert not missing, f"parameters without gradient: {missing}"
+
+
+def test_the_command_line_offers_exactly_the_registered_models():
+    from signrec.cli import MODELS
+
+    assert sorted(MODELS) == known_models()
+
+
+def test_our_encoder_layer_is_torchs_with_a_dynamic_time_axis():
+    """Same function and parameter names as nn.TransformerEncoderLayer (so older checkpoints load)."""
+    from torch import nn
+
+    from signrec.models.convformer import EncoderLayer
+
+    torch.manual_seed(0)
+    ref = nn.TransformerEncoderLayer(16, 4, 32, 0.0, activation="gelu", batch_first=True, norm_first=True).eval()
+    ours = EncoderLayer(16, 4, 32, 0.0).eval()
+    ours.load_state_dict(ref.state_dict())
+    x, mask = _batch([torch.randn(n, 16) for n in (7, 4)])
+    with torch.no_grad():
+        want = ref(x, src_key_padding_mask=~mask)
+        got = ours(x, mask)
+    torch.testing.assert_close(got[mask], want[mask], rtol=1e-5, atol=1e-5)

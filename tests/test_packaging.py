@@ -21,7 +21,7 @@ def _lock() -> dict[str, str]:
 
 
 def test_pip_check_passes():
-    r = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "pip", "check"], check=False, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
 
 

@@ -1,17 +1,24 @@
-"""Training both frameworks on real keypoints, checkpoints, comparison, bad data files."""
+"""Training both frameworks on real keypoints: checkpoints, comparison, fingerprints, signals, Keras options."""
 
+import json
 import pickle
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
-import torch
 
-from signrec.checkpoint import CheckpointError, load_predictor, load_torch
+from signrec.checkpoint import CheckpointError, load_torch
 from signrec.cli import main
-from signrec.data import load_dataset, load_split
 from signrec.io import KeypointFileError, read_csv_rows
-from signrec.training.config import TrainConfig
-from signrec.training.runner import train
+from signrec.predict import load_predictor
+from signrec.presets import best, reference
+from signrec.splits import Split
+from signrec.store import NotAStoreError, open_store
+from signrec.training.history import epochs_left, eta_seconds
+from signrec.training.runner import RunConflict, train
 
 EPOCHS = 30
 
@@ -22,26 +29,29 @@ def webcam_signer(data_dir):
     return data_dir / "keypoints" / "webcam" / "akashsharma095"
 
 
+def quick(recipe, **config):
+    return recipe.with_config(progress=False, **config)
+
+
 def _test_accuracy(run, data):
     predictor = load_predictor(run)
-    ds = load_dataset(data)
-    test = ds.subset(load_split(run / "split.json")[0]["test"])
-    probs = predictor.predict_proba([s.keypoints for s in test])
-    y = np.array([predictor.labels.index(s.gloss) for s in test])
+    store = open_store(data)
+    test = store.subset(Split.load(run / "split.json").test)
+    probs = predictor.predict_proba([store.read(c) for c in test])
+    y = np.array([predictor.labels.index(c.gloss) for c in test])
     return (probs.argmax(1) == y).mean(), probs
 
 
 @pytest.fixture(scope="module")
 def torch_run(webcam_signer, tmp_path_factory):
     out = tmp_path_factory.mktemp("torch_run")
-    return out, train(webcam_signer, out, "torch", config=TrainConfig(max_epochs=EPOCHS, progress=False))
+    return out, train(webcam_signer, out, quick(reference(), max_epochs=EPOCHS))
 
 
 @pytest.fixture(scope="module")
 def keras_run(webcam_signer, tmp_path_factory, torch_run):
     out = tmp_path_factory.mktemp("keras_run")
-    r = train(webcam_signer, out, "keras", config=TrainConfig(max_epochs=EPOCHS, progress=False),
-              split_file=torch_run[0] / "split.json")  # fmt: skip
+    r = train(webcam_signer, out, quick(reference(), max_epochs=EPOCHS), "keras", split=str(torch_run[0] / "split.json"))
     return out, r
 
 
@@ -58,22 +68,25 @@ def test_training_learns_on_real_keypoints(which, request, webcam_signer):
 
 
 def test_both_frameworks_use_the_same_split(torch_run, keras_run):
-    assert load_split(torch_run[0] / "split.json") == load_split(keras_run[0] / "split.json")
-    split = load_split(torch_run[0] / "split.json")[0]
-    assert not set(split["train"]) & set(split["test"]) and not set(split["val"]) & set(split["test"])
+    a, b = Split.load(torch_run[0] / "split.json"), Split.load(keras_run[0] / "split.json")
+    assert a.sides() == b.sides()
+    assert not set(a.train) & set(a.test) and not set(a.val) & set(a.test) and a.test
 
 
 def test_checkpoint_describes_itself_and_round_trips(torch_run, keras_run, webcam_signer):
-    ds = load_dataset(webcam_signer)
-    xs = [s.keypoints for s in ds.samples[:10]]
+    store = open_store(webcam_signer)
+    xs = [store.read(c) for c in store.clips[:10]]
     for run, _ in (torch_run, keras_run):
         a, b = load_predictor(run), load_predictor(run)
         assert a.labels == ["hello", "iloveyou", "thanks"]
         assert a.card.layout == "holistic-1662-v1" and a.preprocess.max_frames == 30
+        assert a.card.training["frames_median"] == 30 and a.card.training["status"] == "finished"
         np.testing.assert_array_equal(a.predict_proba(xs), b.predict_proba(xs))
     # The Lightning path saved the best (lowest validation loss) weights, not the last ones.
     _model, card = load_torch(torch_run[0] / "model.pt")
-    assert card.training["best_epoch"] == int(np.argmin([float(r["val_loss"]) for r in read_csv_rows(torch_run[0] / "history.csv")])) + 1
+    losses = [float(r["val_loss"]) for r in read_csv_rows(torch_run[0] / "history.csv")]
+    assert card.training["best_epoch"] == int(np.argmin(losses)) + 1
+    assert card.training["threads"]["threads"] >= 1 and card.training["threads"]["how"] == "measured"
 
 
 def test_loading_a_malicious_checkpoint_runs_no_code(tmp_path):
@@ -97,35 +110,132 @@ def test_corrupt_or_wrong_shape_file_is_named(tmp_path, webcam_signer):
         for i, src in enumerate(sorted((webcam_signer / gloss).glob("*.npy"))[:3]):
             np.save(tmp_path / gloss / f"{i}.npy", np.load(src))
     np.save(tmp_path / "thanks" / "wrong.npy", np.zeros((30, 258), np.float32))
-    with pytest.raises(KeypointFileError, match=r"thanks/wrong.npy: expected keypoints of shape \(frames, 1662\)"):
-        load_dataset(tmp_path)
+    with pytest.raises(NotAStoreError, match=r"thanks/wrong.npy holds an array of shape \(30, 258\).*signrec data import"):
+        open_store(tmp_path)
     (tmp_path / "thanks" / "wrong.npy").unlink()
     (tmp_path / "hello" / "broken.npy").write_bytes(b"\x93NUMPY garbage")
-    with pytest.raises(KeypointFileError, match="hello/broken.npy"):
-        load_dataset(tmp_path)
+    with pytest.raises((KeypointFileError, ValueError), match="hello/broken.npy"):
+        open_store(tmp_path)
     (tmp_path / "hello" / "broken.npy").unlink()
     np.save(tmp_path / "hello" / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(KeypointFileError, match="hello/pickled.npy"):
-        load_dataset(tmp_path)
+    with pytest.raises((KeypointFileError, ValueError), match="hello/pickled.npy"):
+        open_store(tmp_path)
 
 
 def test_cli_train_and_compare(webcam_signer, tmp_path, capsys):
-    assert main(["compare", str(webcam_signer), "--out", str(tmp_path), "--max-epochs", "3", "--no-progress"]) == 0
-    out = capsys.readouterr().out
-    assert "torch" in out and "keras" in out and "596,7" not in out
+    rc = main(["compare", str(webcam_signer), "--out", str(tmp_path), "--max-epochs", "3", "--no-progress"])
+    assert rc == 0
     rows = read_csv_rows(tmp_path / "comparison.csv")
     assert [r["framework"] for r in rows] == ["torch", "keras"]
-    assert rows[0]["parameters"] == rows[1]["parameters"]
+    assert rows[0]["parameters"] == rows[1]["parameters"] == "596,675"  # same architecture, same count
+    assert all(1 <= int(r["epochs"]) <= 3 for r in rows)
     report = (tmp_path / "report.md").read_text()
     assert "torch/lstm" in report and "keras/lstm" in report and "confusion" in report
-    assert (tmp_path / "torch" / "eval-test" / "confusion.png").exists()
+    assert "Command:" in report and "stratified (seed 0)" in report  # says what made it
+    assert (tmp_path / "runs" / "torch" / "eval-akashsharma095-test" / "confusion.png").exists()
 
 
 def test_seed_faithful_read_trains_through_the_cli(webcam_signer, tmp_path, capsys):
     rc = main(["train", str(webcam_signer), "--out", str(tmp_path), "--max-epochs", "2", "--read", "final",
                "--activation", "relu", "--no-progress"])  # fmt: skip
-    assert rc == 0 and "596,6" in capsys.readouterr().out
+    assert rc == 0 and "596,675 parameters" in capsys.readouterr().out
     p = load_predictor(tmp_path)
     assert p.card.model_config["read"] == "final" and p.card.model_config["activation"] == "relu"
-    short = torch.zeros(10, 1662).numpy()
-    assert p.predict_proba([short]).shape == (1, 3)
+    assert p.predict_proba([np.zeros((10, 1662), np.float32)]).shape == (1, 3)
+
+
+def test_same_settings_reuse_other_settings_refuse_force_replaces(webcam_signer, tmp_path):
+    recipe = quick(reference(), max_epochs=2)
+    first = train(webcam_signer, tmp_path, recipe)
+    mtime = (tmp_path / "model.pt").stat().st_mtime_ns
+    again = train(webcam_signer, tmp_path, recipe)
+    assert again.reused and again.fingerprint == first.fingerprint
+    assert (tmp_path / "model.pt").stat().st_mtime_ns == mtime
+    with pytest.raises(RunConflict, match=r"made differently \(lr 0.001 -> 0.0005\).*--force"):
+        train(webcam_signer, tmp_path, recipe.with_config(lr=5e-4))
+    with pytest.raises(RunConflict, match="the split"):
+        train(webcam_signer, tmp_path, recipe, split="stratified:3")
+    replaced = train(webcam_signer, tmp_path, recipe.with_config(lr=5e-4), force=True)
+    assert not replaced.reused and replaced.fingerprint != first.fingerprint
+    # what does not change the model (progress, threads, a time cap) does not count as a different run
+    assert train(webcam_signer, tmp_path, recipe.with_config(lr=5e-4, threads=1, max_minutes=5)).reused
+
+
+def test_training_progress_counts_to_the_nearest_stop():
+    # best at epoch 10, patience 30: stops at 40 at the latest, not at max_epochs 2000
+    assert epochs_left(12, 10, 30, 2000) == 28
+    assert epochs_left(12, 10, 30, 15) == 3  # max epochs first
+    assert epochs_left(45, 10, 30, 2000) == 0
+    assert eta_seconds(12, 10, 30, 2000, 2.0) == 56.0
+    assert eta_seconds(12, 10, 30, 2000, 2.0, elapsed=170, max_minutes=3) == 10.0  # the time cap first
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("framework", "sig", "status"), [("torch", signal.SIGTERM, 143), ("keras", signal.SIGINT, 130)])
+def test_a_signal_keeps_the_best_model_and_the_same_command_resumes(webcam_signer, tmp_path, framework, sig, status):
+    """Issue 13.7: SIGTERM used to exit 0 with no model.pt, Ctrl-C to exit 1 without a word."""
+    out = tmp_path / "run"
+    epochs = 20
+    cmd = [sys.executable, "-m", "signrec.cli", "train", str(webcam_signer), "--out", str(out), "--framework",
+           framework, "--max-epochs", str(epochs), "--patience", str(epochs), "--threads", "1", "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    history = out / "history.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(read_csv_rows(history) if history.exists() else []) < 3:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == status, err
+    assert f"stopped by {signal.Signals(sig).name}" in err and "Run the same command again to resume" in err
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    predictor = load_predictor(out)  # a usable run, card included
+    assert predictor.card.training["status"] == "interrupted" and predictor.labels == ["hello", "iloveyou", "thanks"]
+    done_before = len(read_csv_rows(history))
+    assert 3 <= done_before < epochs
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming the interrupted run" in resumed.stdout
+    assert [int(r["epoch"]) for r in read_csv_rows(history)] == list(range(1, epochs + 1))  # continued, not restarted
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"
+
+
+def test_keras_applies_every_training_option_it_records(webcam_signer, tmp_path):
+    """Issue 11.2: Keras used to train with plain Adam on unaugmented data whatever the card said."""
+    from signrec.training.config import TrainConfig
+    from signrec.training.keras_train import batches, make_optimizer
+
+    opt = make_optimizer(TrainConfig(optimizer="adamw", weight_decay=0.05, schedule="cosine", warmup_epochs=2,
+                                     max_epochs=10, grad_clip=1.0, lr=2e-3), steps_per_epoch=4)  # fmt: skip
+    assert type(opt).__name__ == "AdamW" and opt.weight_decay == pytest.approx(0.05) and opt.clipnorm == 1.0
+    schedule = opt.learning_rate if callable(opt.learning_rate) else opt._learning_rate
+    rates = [float(schedule(step)) for step in (0, 4, 8, 20, 40)]
+    assert rates[2] == pytest.approx(2e-3, rel=1e-3) and rates[0] < rates[1] < rates[2] > rates[3] > rates[4]
+    with pytest.raises(ValueError, match="use --optimizer adamw"):
+        make_optimizer(TrainConfig(weight_decay=0.1), 4)
+    store = open_store(webcam_signer)
+    clips = store.clips[:8]
+    y = np.zeros(8, np.int64)
+    recipe = best()
+    pre = recipe.preprocess.for_parts(store.parts)
+    data = batches(store, clips, y, 3, pre, 64, "post", 8, shuffle=False, augment=recipe.augment, seed=0)
+    first = data[0][0].copy()
+    data.on_epoch_end()
+    second = data[0][0]
+    assert first.shape == second.shape == (8, 64, pre.num_features)
+    assert not np.array_equal(first, second)  # augmented anew every epoch
+    plain = batches(store, clips, y, 3, pre, 64, "post", 8, shuffle=False)
+    np.testing.assert_array_equal(plain[0][0], plain[0][0])
+
+
+def test_keras_run_card_records_what_was_applied(webcam_signer, tmp_path):
+    import zipfile
+
+    train(webcam_signer, tmp_path, quick(reference(), max_epochs=2, optimizer="adamw", weight_decay=0.01,
+                                         schedule="cosine", grad_clip=1.0), "keras")  # fmt: skip
+    card = load_predictor(tmp_path).card
+    assert (card.training["optimizer"], card.training["weight_decay"], card.training["grad_clip"]) == ("adamw", 0.01, 1.0)
+    with zipfile.ZipFile(tmp_path / "model.keras") as z:  # what Keras itself saved about its optimiser
+        optimizer = json.loads(z.read("config.json"))["compile_config"]["optimizer"]
+    assert optimizer["class_name"] == "AdamW" and optimizer["config"]["weight_decay"] == pytest.approx(0.01)
+    assert optimizer["config"]["clipnorm"] == 1.0
+    assert optimizer["config"]["learning_rate"]["class_name"] == "CosineDecay"

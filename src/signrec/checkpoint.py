@@ -1,8 +1,10 @@
-"""Self-describing checkpoints for both frameworks, and a `Predictor` that needs nothing else.
+"""Self-describing checkpoint files: PyTorch `model.pt`, Keras `model.keras` and ONNX `model.onnx`.
 
-A checkpoint carries labels, keypoint layout version, preprocessing, model name and config, framework and a
-training summary. Loading runs no code from the file: PyTorch checkpoints load with `weights_only=True`, Keras
-`.keras` files load in safe mode (their signrec card is a JSON entry inside the zip).
+A checkpoint carries its card: labels, keypoint layout version, preprocessing (with the parts the model reads),
+model name and config, framework and a training summary. Loading runs no code from the file: PyTorch
+checkpoints load with `weights_only=True`, Keras `.keras` files in safe mode (their card is a JSON entry inside
+the zip), ONNX files hold only a graph (their card is in the model's metadata). `signrec.predict` turns any of
+them into a `Predictor`.
 """
 
 from __future__ import annotations
@@ -14,14 +16,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import layout
-from .transforms import Preprocess
 
 FORMAT = "signrec-checkpoint-v1"
 CARD_NAME = "signrec.json"  # inside a .keras zip
-TORCH_NAME, KERAS_NAME = "model.pt", "model.keras"
+TORCH_NAME, KERAS_NAME, ONNX_NAME = "model.pt", "model.keras", "model.onnx"
+SUFFIXES = (".pt", ".keras", ".onnx")
 
 
 class CheckpointError(ValueError):
@@ -40,6 +40,7 @@ class Card:
     layout: str = layout.LAYOUT_VERSION
     format: str = FORMAT
     training: dict = field(default_factory=dict)
+    export: dict = field(default_factory=dict)  # how an exported copy differs (ONNX: a fixed length, if any)
 
     @classmethod
     def from_dict(cls, d: dict, source: object) -> Card:
@@ -101,56 +102,55 @@ def load_keras(path: str | os.PathLike) -> tuple[Any, Card]:
 
 
 def resolve(path: str | os.PathLike) -> Path:
-    """A checkpoint file from a run folder or a file path."""
+    """A checkpoint file from a run folder or a file path (checked before anything heavy is imported)."""
     p = Path(path)
     if p.is_dir():
-        for name in (TORCH_NAME, KERAS_NAME):
+        for name in (TORCH_NAME, KERAS_NAME, ONNX_NAME):
             if (p / name).exists():
                 return p / name
-        raise CheckpointError(f"{p}: no {TORCH_NAME} or {KERAS_NAME} in this folder")
+        raise CheckpointError(f"{p}: no {TORCH_NAME}, {KERAS_NAME} or {ONNX_NAME} in this folder (not a finished run)")
     if not p.exists():
-        raise CheckpointError(f"{p}: no such checkpoint")
+        raise CheckpointError(f"{p}: no such run folder or checkpoint file")
+    if p.suffix not in SUFFIXES:
+        raise CheckpointError(f"{p}: not a checkpoint (expected a run folder or a {', '.join(SUFFIXES)} file)")
     return p
 
 
-class Predictor:
-    """Class probabilities for raw `(T, 1662)` keypoint sequences, from a checkpoint alone."""
-
-    def __init__(self, model: Any, card: Card):
-        self.model, self.card = model, card
-        self.preprocess = Preprocess.from_dict(card.preprocess)
-        self.labels: list[str] = list(card.labels)
-
-    @property
-    def framework(self) -> str:
-        return self.card.framework
-
-    def predict_proba(self, sequences: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
-        """(n, classes) probabilities."""
-        xs = [self.preprocess(s) for s in sequences]
-        out = [self._batch(xs[i : i + batch_size]) for i in range(0, len(xs), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
-
-    def _batch(self, xs: list[np.ndarray]) -> np.ndarray:
-        if self.framework == "keras":
-            from .models.keras_lstm import pad
-
-            x = pad(xs, self.preprocess.max_frames, self.preprocess.padding)
-            return np.asarray(self.model(x, training=False), dtype=np.float32)
-        import torch
-
-        from .models.lstm import pad_batch
-
-        with torch.inference_mode():
-            fixed = self.preprocess.max_frames if self.card.model_config.get("read") == "final" else None
-            x, lengths = pad_batch([torch.from_numpy(a) for a in xs], self.preprocess.padding, fixed)
-            device = next(self.model.parameters()).device
-            logits = self.model(x.to(device), lengths)
-            return torch.softmax(logits, -1).cpu().numpy()
+def run_folder(path: str | os.PathLike) -> Path:
+    """The run folder of a run folder or of a checkpoint file inside one."""
+    p = Path(path)
+    return p if p.is_dir() else p.parent
 
 
-def load_predictor(path: str | os.PathLike) -> Predictor:
-    """A Predictor from a run folder, a `model.pt` or a `model.keras`."""
+def save_onnx_card(path: str | os.PathLike, card: Card) -> None:
+    """Write the card into an ONNX file's metadata (in place)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = CARD_NAME, json.dumps(asdict(card))
+    onnx.save(model, str(path))
+
+
+def load_onnx(path: str | os.PathLike) -> tuple[Any, Card]:
+    """An onnxruntime session and the card in the file's metadata."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise CheckpointError(f"{path}: cannot be read as an ONNX model ({e})") from e
+    meta = session.get_modelmeta().custom_metadata_map
+    if CARD_NAME not in meta:
+        raise CheckpointError(f"{path}: an ONNX model without a signrec card (export it with `signrec export`)")
+    return session, Card.from_dict(json.loads(meta[CARD_NAME]), path)
+
+
+def load_any(path: str | os.PathLike) -> tuple[Any, Card, str]:
+    """(model, card, backend) for a run folder or a .pt/.keras/.onnx file; backend is torch, keras or onnx."""
     p = resolve(path)
-    model, card = load_keras(p) if p.suffix == ".keras" else load_torch(p)
-    return Predictor(model, card)
+    if p.suffix == ".keras":
+        return (*load_keras(p), "keras")
+    if p.suffix == ".onnx":
+        return (*load_onnx(p), "onnx")
+    return (*load_torch(p), "torch")

@@ -1,12 +1,34 @@
-"""The `signrec` command: parses arguments, calls one library function per subcommand, prints the result."""
+"""The `signrec` command: parses arguments, checks paths and choices, calls one library function per subcommand,
+prints the result.
+
+Every path and choice is checked here, before any heavy import (PyTorch, MediaPipe, Keras) or any work, so a
+mistake costs a second and leaves nothing behind: exit status 2 and a message that names it. Ctrl-C exits with
+130 and SIGTERM with 143, after saying what was kept and how to resume.
+"""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Callable
+from pathlib import Path
+
+from .training.stop import Interrupted
 
 COMMANDS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
+MODELS = ("lstm", "convformer", "bigru")  # the registry's built-in names (a test keeps them in step)
+RECIPES = ("reference", "best")
+RUN_MODELS = ("reference-torch", "reference-keras", "best")
+TOP = (100, 300, 1000, 2000)
+
+
+class UsageError(ValueError):
+    """A wrong path or choice on the command line."""
+
+
+class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Help that shows each option's default and keeps the examples' line breaks."""
 
 
 def command(name: str, help: str, example: str) -> Callable:
@@ -20,10 +42,76 @@ def command(name: str, help: str, example: str) -> Callable:
     return wrap
 
 
-def _frame_range(args: argparse.Namespace):
-    from .video import FrameRange
+# --- checks that run before anything heavy ----------------------------------------------------------------------
 
-    return FrameRange(args.frame_start, args.frame_end)
+
+def existing(path: str | None, what: str, kind: str = "any") -> Path | None:
+    """`path` as a Path; an error naming it when it does not exist or is not a file/folder as `kind` says."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{what} {path}: no such {'folder' if kind == 'dir' else 'file' if kind == 'file' else 'file or folder'}")
+    if kind == "dir" and not p.is_dir():
+        raise UsageError(f"{what} {path}: is a file, expected a folder")
+    if kind == "file" and not p.is_file():
+        raise UsageError(f"{what} {path}: is a folder, expected a file")
+    return p
+
+
+def output_folder(path: str, what: str = "--out") -> Path:
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{what} {path}: is a file, expected a folder (it is created if missing)")
+    return p
+
+
+def checkpoint(path: str, torch_only: bool = False) -> Path:
+    """A run folder or checkpoint file, checked without loading it."""
+    from .checkpoint import CheckpointError, resolve
+
+    try:
+        p = resolve(path)
+    except CheckpointError as e:
+        raise UsageError(str(e)) from None
+    if torch_only and p.suffix != ".pt":
+        raise UsageError(f"{p}: ONNX export is for PyTorch checkpoints (model.pt); Keras models stay .keras")
+    return p
+
+
+def split_spec(spec: str) -> str:
+    from .splits import check_spec
+
+    try:
+        check_spec(spec)
+    except (ValueError, FileNotFoundError) as e:
+        raise UsageError(str(e)) from None
+    return spec
+
+
+def aliases(items: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        for pair in item.split(","):
+            old, sep, new = pair.partition("=")
+            if not sep or not old.strip() or not new.strip():
+                raise UsageError(f"--alias {pair!r}: expected SOURCE=GLOSS, e.g. thankyou=thanks")
+            out[old.strip()] = new.strip()
+    return out
+
+
+def positive(kind: type) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+# --- commands -------------------------------------------------------------------------------------------------
 
 
 @command(
@@ -32,44 +120,67 @@ def _frame_range(args: argparse.Namespace):
     "signrec data wlasl --glosses book,drink,hello,idea --out videos/\n"
     "  signrec data wlasl --top 100 --out wlasl100/ --jobs 8\n"
     "  signrec data wlasl --from WLASL2000/ --glosses book,drink --out videos/   (local clips, no network)\n"
-    "  signrec data import MP_Data/ --out keypoints/",
+    "  signrec data import MP_Data/ --out keypoints/                           (the tutorial's folders)\n"
+    "  signrec data import ../shared/data/keypoints/wlasl300-hands --out kp/wlasl300   (index.csv columns kept)",
 )
 def _data(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="data_command", metavar="{wlasl,import}", required=True)
-    w = sub.add_parser("wlasl", help="WLASL clips: report, download, trim, lay out as OUT/<gloss>/<video_id>.mp4",
+    w = sub.add_parser("wlasl", formatter_class=Formatter,
+                       help="WLASL clips: report, download, trim, lay out as OUT/<gloss>/<video_id>.mp4",
                        description="Prints per gloss and split how many instances exist, are on disk and are "
-                       "missing; then fetches what is missing (unless --report-only) and prints it again.")  # fmt: skip
+                       "missing; then fetches what is missing (unless --report-only) and prints it again.",
+                       epilog="example:\n  signrec data wlasl --glosses book,drink --out videos/")  # fmt: skip
     w.add_argument("--metadata", help="WLASL_v0.3.json (default: downloaded once from the WLASL repository)")
     which = w.add_mutually_exclusive_group()
     which.add_argument("--glosses", help="comma-separated glosses (default: book,drink,hello,idea)")
-    which.add_argument("--top", type=int, help="the first N glosses: 100, 300, 1000 or 2000 (WLASL100...)")
+    which.add_argument("--top", type=int, choices=TOP, help="the first N glosses: WLASL100, 300, 1000 or 2000")
     w.add_argument("--out", required=True, help="output folder: OUT/<gloss>/<video_id>.mp4 + manifest.csv")
     w.add_argument("--from", dest="local", help="take clips from this folder of <video_id>.mp4 instead of the web")
     w.add_argument("--clips-are", choices=["auto", "whole", "trimmed"], default="auto",
                    help="with --from: whether the clips hold the whole source video or only the sign")
     w.add_argument("--report-only", action="store_true", help="print the report, fetch nothing")
     w.add_argument("--retry-missing", action="store_true", help="try again links an earlier run found dead")
-    w.add_argument("--jobs", type=int, default=4, help="downloads at a time (default 4)")
-    w.add_argument("--per-host", type=int, default=2, help="downloads at a time from one site (default 2)")
+    w.add_argument("--jobs", type=int, default=4, help="downloads at a time")
+    w.add_argument("--per-host", type=int, default=2, help="downloads at a time from one site")
     w.add_argument("--timeout", type=float, default=30.0, help="seconds without data before a try fails")
     w.add_argument("--retries", type=int, default=3, help="further tries after a transient failure")
     w.add_argument("--max-mb", type=float, default=1024, help="refuse downloads larger than this (MB)")
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
-    i = sub.add_parser("import", help="keypoints in other layouts (MP_Data/<action>/<seq>/<frame>.npy, 258 "
-                       "values) into OUT/<gloss>/<id>.npy (T, 1662) with a manifest")  # fmt: skip
+    i = sub.add_parser("import", formatter_class=Formatter,
+                       help="keypoints people already have into a signrec keypoint store",
+                       description="Imports MP_Data/<action>/<seq>/<frame>.npy folders, <gloss>/<id>.npy arrays of "
+                       "1662, 258 (pose+hands) or 126 (hands) values (float32 or float16), and pose-format .pose "
+                       "files, keeping only the parts the source has and the columns of an index.csv/manifest.csv "
+                       "beside them (gloss, signer, split, ...). Importing again adds only what is new.",
+                       epilog="examples:\n  signrec data import MP_Data/ --out keypoints/\n"
+                       "  signrec data import webcam/ --out kp/ --group-as signer\n"
+                       "  signrec data import gislr/ --out kp/ --alias thankyou=thanks")  # fmt: skip
     i.add_argument("src", help="folder of keypoints")
-    i.add_argument("--out", required=True, help="output keypoint folder")
+    i.add_argument("--out", required=True, help="the keypoint store to create or add to")
     i.add_argument("--group-as", default="group",
-                   help="manifest column for folders above the gloss folder (e.g. signer_id)")
+                   help="manifest column for the folders above the gloss folders (signer: they name the signer)")
+    i.add_argument("--index", help="CSV describing the files (default: SRC/index.csv, SRC/manifest.csv or SRC.csv)")
+    i.add_argument("--alias", action="append", help="rename glosses, SOURCE=GLOSS (repeat or comma-separate)")
+    i.add_argument("--dtype", choices=["auto", "float32", "float16"], default="auto",
+                   help="stored precision (auto: float16 when the source is float16)")
     i.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def run(args: argparse.Namespace) -> int:
         if args.data_command == "import":
-            from .importer import import_keypoints
+            existing(args.src, "SRC", "dir")
+            existing(args.index, "--index", "file")
+            output_folder(args.out)
+            names = aliases(args.alias)
+            from .store import import_keypoints
 
-            summary = import_keypoints(args.src, args.out, group_as=args.group_as, progress=not args.no_progress)
+            summary = import_keypoints(args.src, args.out, group_as=args.group_as, dtype=args.dtype, aliases=names,
+                                       index=args.index, progress=not args.no_progress)  # fmt: skip
             print(summary.report())
+            print(f"store: {args.out}")
             return 1 if summary.failed else 0
+        existing(args.metadata, "--metadata", "file")
+        existing(args.local, "--from", "dir")
+        output_folder(args.out)
         from . import wlasl
         from .download import FetchConfig
 
@@ -93,65 +204,78 @@ def _data(p: argparse.ArgumentParser) -> None:
 
 @command(
     "extract",
-    "extract MediaPipe Holistic keypoints (frames, 1662) from a video or a folder of videos",
+    "extract MediaPipe Holistic keypoints (frames, 1662) from a video or a folder of videos into a keypoint store",
     "signrec extract videos/ --out keypoints/ --workers 2\n"
+    "  signrec extract ../shared/data/videos/wlasl12 --out kp/wlasl12      (wlasl12.csv beside it: split, signer)\n"
     "  signrec extract clip.mp4 --out keypoints/ --frame-start 2055 --frame-end 2111",
 )
 def _extract(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="a video file, or a folder laid out as <gloss>/<id>.mp4")
-    p.add_argument("--out", required=True, help="output folder (mirrors the input as <gloss>/<id>.npy)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("--frame-start", type=int, default=1, help="first frame, 1-based (default 1)")
+    p.add_argument("--out", required=True, help="the keypoint store (mirrors the input as <gloss>/<id>.npy)")
+    p.add_argument("--workers", type=positive(int), default=None, help="processes (default: all cores)")
+    p.add_argument("--frame-start", type=int, default=1, help="first frame, 1-based")
     p.add_argument("--frame-end", type=int, default=-1, help="last frame, inclusive; -1 = to the end")
-    p.add_argument("--metadata", help="CSV with id/video_id and extra columns (split, signer_id, frame_start, ...) "
-                   "to carry into the manifest (default: INPUT/manifest.csv if present)")  # fmt: skip
-    p.add_argument("--min-person", type=float, default=None,
-                   help="fail clips where pose or hands are found in fewer than this share of frames (default 0.2)")
+    p.add_argument("--metadata", help="CSV with id/video_id and columns to carry (split, signer, gloss, frame_start, "
+                   "...) (default: INPUT/manifest.csv, INPUT/index.csv or INPUT.csv beside the folder)")  # fmt: skip
+    p.add_argument("--min-person", type=float, default=0.2,
+                   help="fail clips where pose or hands are found in fewer than this share of frames")
+    p.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="stored precision")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def run(args: argparse.Namespace) -> int:
-        from .extract import DEFAULT_MIN_PERSON, extract
+        existing(args.input, "INPUT")
+        existing(args.metadata, "--metadata", "file")
+        output_folder(args.out)
+        from .extract import extract
+        from .video import FrameRange
 
-        summary = extract(
-            args.input, args.out, workers=args.workers, frame_range=_frame_range(args),
-            metadata=args.metadata,
-            min_person=DEFAULT_MIN_PERSON if args.min_person is None else args.min_person,
-            progress=not args.no_progress,
-        )  # fmt: skip
+        summary = extract(args.input, args.out, workers=args.workers, frame_range=FrameRange(args.frame_start, args.frame_end),
+                          metadata=args.metadata, min_person=args.min_person, progress=not args.no_progress,
+                          dtype=args.dtype)  # fmt: skip
         print(summary.report())
         return 1 if summary.failed else 0
 
     p.set_defaults(func=run)
 
 
-def _train_config(args: argparse.Namespace):
-    from .training.config import TrainConfig
-
-    given = {k: getattr(args, k) for k in ("max_epochs", "patience", "batch_size", "lr") if getattr(args, k) is not None}
-    return TrainConfig(**given, seed=args.seed, progress=not args.no_progress)
+def _data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("which clips")
+    g.add_argument("--split", default="auto",
+                   help="auto (official if the data has one, else signer-disjoint if it names signers, else "
+                   "stratified), official, stratified[:SEED], signer[:FOLD], or a split.json")  # fmt: skip
+    g.add_argument("--where", action="append", help="keep only clips whose column matches, e.g. wlasl100=1 (repeatable)")
 
 
 def _training_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-epochs", type=int, help="upper bound on epochs (reference default 2000)")
-    p.add_argument("--patience", type=int, help="early stopping: epochs without a better val loss (default 100)")
-    p.add_argument("--batch-size", type=int, help="default 32")
-    p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--activation", choices=["tanh", "relu"], default="tanh",
-                   help="activation inside the LSTMs (tanh: Keras's default; relu: the popular tutorial's)")
-    p.add_argument("--no-progress", action="store_true")
+    g = p.add_argument_group("training")
+    g.add_argument("--max-epochs", type=positive(int), help="upper bound on epochs (default: the recipe's)")
+    g.add_argument("--patience", type=positive(int), help="early stopping: epochs without a better val loss "
+                   "(default: the recipe's)")  # fmt: skip
+    g.add_argument("--max-minutes", type=positive(float), help="stop gracefully after this long, keeping the best model")
+    g.add_argument("--batch-size", type=positive(int), help="default: the recipe's (32)")
+    g.add_argument("--lr", type=positive(float), help="learning rate (default: the recipe's)")
+    g.add_argument("--threads", type=positive(int), help="torch threads (default: measured at the start)")
+    g.add_argument("--seed", type=int, default=0, help="random seed")
+    g.add_argument("--activation", choices=["tanh", "relu"], default="tanh",
+                   help="activation inside the reference LSTMs (tanh: Keras's default; relu: the popular tutorial's)")
+    g.add_argument("--force", action="store_true", help="replace a run in --out that was made with other settings")
+    g.add_argument("--no-progress", action="store_true", help="no progress lines")
 
 
 def _switches(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("what each improvement is (defaults: the recipe's)")
-    g.add_argument("--recipe", choices=["reference", "best"], default="reference",
+    g = p.add_argument_group("what each improvement is (default: the recipe's)")
+    g.add_argument("--recipe", choices=RECIPES, default="reference",
                    help="reference: the 3-LSTM model on raw 1662 values, as specified; best: signrec's best recipe")
+    g.add_argument("--model", choices=MODELS, help="architecture (torch only; default: the recipe's)")
+    g.add_argument("--read", choices=["last_valid", "final"], default="last_valid",
+                   help="LSTM output read at each clip's last frame, or at the final padded step (the seed's way)")
     g.add_argument("--features", help="all (1662), pose_hands (258), hands, pose, or compact (pose+hands+25 face points)")
-    g.add_argument("--normalize", choices=["none", "body"], help="coordinates relative to the body (shoulders)")
+    g.add_argument("--normalize", choices=["none", "body", "hands", "auto"],
+                   help="coordinates relative to the body (shoulders), to the hands, or auto (body if there is one)")
     for name, what in (("hand-view", "each hand relative to its wrist as an extra view"),
                        ("motion", "frame differences"), ("flags", "which parts were found, per frame")):  # fmt: skip
         g.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None, help=what)
-    g.add_argument("--resample", type=int, help="resample longer sequences to this many frames")
+    g.add_argument("--resample", type=positive(int), help="resample longer sequences to this many frames")
     g.add_argument("--fill-gaps", type=int, help="interpolate hands lost for at most this many frames in a row")
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="mirror (hands swapped), rotation/scale, time stretch, dropped frames")
@@ -159,6 +283,7 @@ def _switches(p: argparse.ArgumentParser) -> None:
     g.add_argument("--schedule", choices=["none", "cosine"], help="learning-rate schedule")
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--label-smoothing", type=float)
+    g.add_argument("--grad-clip", type=float, help="clip the gradient norm (0: off)")
 
 
 def _recipe(args: argparse.Namespace):
@@ -170,52 +295,50 @@ def _recipe(args: argparse.Namespace):
 
     r = recipe(args.recipe, **({"activation": args.activation} if args.recipe == "reference" else {}))
     pre = {k: getattr(args, k) for k in ("features", "normalize", "hand_view", "motion", "flags", "resample", "fill_gaps")
-           if getattr(args, k) is not None}  # fmt: skip
-    config = {k: getattr(args, k) for k in ("optimizer", "schedule", "weight_decay", "label_smoothing")
-              if getattr(args, k) is not None}  # fmt: skip
-    for k in ("max_epochs", "patience", "batch_size", "lr"):
-        if getattr(args, k) is not None:
-            config[k] = getattr(args, k)
+           if getattr(args, k, None) is not None}  # fmt: skip
+    config = {k: getattr(args, k) for k in ("optimizer", "schedule", "weight_decay", "label_smoothing", "grad_clip",
+                                            "max_epochs", "patience", "batch_size", "lr", "max_minutes", "threads")
+              if getattr(args, k, None) is not None}  # fmt: skip
     config.update(seed=args.seed, progress=not args.no_progress)
     augment = r.augment if args.augment is None else (Augment() if args.augment else None)
     model = args.model or r.model
     options = dict(r.model_options) if model == r.model else {}
+    if model == "lstm":
+        options["activation"] = args.activation
+        if args.framework == "torch":
+            options["read"] = args.read
     return replace(r, model=model, model_options=options, preprocess=replace(r.preprocess, **pre), augment=augment,
                    config=replace(r.config, **config))  # fmt: skip
 
 
 @command(
     "train",
-    "train a model on a keypoint folder (<gloss>/<id>.npy [+ manifest.csv]) and write a run folder",
-    "signrec train keypoints/ --framework torch --out runs/torch --max-epochs 300\n"
+    "train a model on a keypoint store and write a self-describing run folder",
+    "signrec train keypoints/ --out runs/torch\n"
     "  signrec train keypoints/ --recipe best --out runs/best\n"
+    "  signrec train kp/wlasl300 --recipe best --where wlasl100=1 --out runs/wlasl100\n"
     "  signrec train keypoints/ --recipe best --no-augment --out runs/best-no-augment   (what augmentation buys)",
 )
 def _train(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", help="keypoint folder")
+    p.add_argument("data", help="keypoint store (a folder of <gloss>/<id>.npy with its manifest.csv)")
     p.add_argument("--out", required=True, help="run folder (split.json, history.csv, checkpoint, run.json)")
     p.add_argument("--framework", choices=["torch", "keras"], default="torch")
-    p.add_argument("--model", help="registered model name: lstm, convformer, bigru (torch only; default: the recipe's)")
-    p.add_argument("--read", choices=["last_valid", "final"], default="last_valid",
-                   help="LSTM output read at each clip's last frame, or at the final padded step (the seed's way)")
-    p.add_argument("--split", help="a split.json to reuse (default: the run's own, else official or stratified)")
+    _data_args(p)
     _training_args(p)
     _switches(p)
 
     def run(args: argparse.Namespace) -> int:
+        existing(args.data, "DATA", "dir")
+        output_folder(args.out)
+        split_spec(args.split)
+        if args.framework == "keras" and args.model not in (None, "lstm"):
+            raise UsageError(f"--model {args.model}: the Keras baseline is the reference LSTM only; use --framework torch")
         from .training.runner import train
 
         r = _recipe(args)
-        options = dict(r.model_options)
-        if r.model == "lstm":
-            options["activation"] = args.activation
-            if args.framework == "torch":
-                options["read"] = args.read
-        res = train(args.data, args.out, args.framework, r.model, options, r.config, r.preprocess, args.split,
-                    augment=r.augment)  # fmt: skip
-        print(f"{res.framework}/{res.model}: {res.parameters:,} parameters, {res.epochs} epochs (best {res.best_epoch}), "
-              f"val accuracy {res.val_acc:.1%}, {res.seconds_per_epoch:.2f} s/epoch, split {res.split}\n"
-              f"checkpoint: {res.checkpoint}")  # fmt: skip
+        res = train(args.data, args.out, r, args.framework, args.split, args.where, args.force)
+        print(res.line())
+        print(f"split: {res.split}\ncheckpoint: {res.checkpoint}")
         return 0
 
     p.set_defaults(func=run)
@@ -227,14 +350,25 @@ def _train(p: argparse.ArgumentParser) -> None:
     "signrec compare keypoints/ --out runs/compare --max-epochs 300",
 )
 def _compare(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", help="keypoint folder")
+    p.add_argument("data", help="keypoint store")
     p.add_argument("--out", required=True, help="folder for both runs, comparison.csv and report.md")
+    _data_args(p)
     _training_args(p)
 
     def run(args: argparse.Namespace) -> int:
-        from .pipeline import compare
+        existing(args.data, "DATA", "dir")
+        output_folder(args.out)
+        split_spec(args.split)
+        from dataclasses import replace
 
-        c = compare(args.data, args.out, _train_config(args), args.activation)
+        from .pipeline import compare
+        from .presets import reference
+
+        given = {k: getattr(args, k) for k in ("max_epochs", "patience", "batch_size", "lr", "max_minutes", "threads")
+                 if getattr(args, k) is not None}  # fmt: skip
+        config = replace(reference(args.activation).config, **given, seed=args.seed, progress=not args.no_progress)
+        c = compare(args.data, args.out, config, args.activation, split=args.split, where=args.where, force=args.force,
+                    command=_command_line())  # fmt: skip
         print(c.table)
         print(f"report: {c.report}")
         return 0
@@ -247,33 +381,49 @@ def _compare(p: argparse.ArgumentParser) -> None:
     "the whole job: WLASL glosses, a folder of clips or of keypoints -> keypoints -> reference and best models "
     "-> one report",
     "signrec run --videos ../shared/data/videos/wlasl12 --out work/run     (offline, local clips)\n"
-    "  signrec run --glosses book,drink,hello,idea --out work/wlasl4       (downloads WLASL)\n"
-    "  signrec run --keypoints MP_Data/ --out work/mine --models best",
+    "  signrec run --keypoints ../shared/data/keypoints/wlasl300-hands --models best --out work/wlasl300\n"
+    "  signrec run --keypoints ../shared/data/keypoints/wlasl300-hands --where wlasl100=1 --models best --out work/wlasl100\n"
+    "  signrec run --glosses book,drink,hello,idea --out work/wlasl4       (downloads WLASL)",
 )
 def _run(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--glosses", help="WLASL glosses, comma-separated (fetched into OUT/videos)")
-    src.add_argument("--top", type=int, help="the first N WLASL glosses (100, 300, 1000, 2000)")
-    src.add_argument("--videos", help="folder of clips laid out as <gloss>/<id>.mp4")
-    src.add_argument("--keypoints", help="folder of keypoints (signrec's layout, or one signrec data import takes)")
+    src.add_argument("--top", type=int, choices=TOP, help="the first N WLASL glosses")
+    src.add_argument("--videos", help="folder of clips laid out as <gloss>/<id>.mp4 (a CSV beside it or inside it "
+                     "gives split, signer and other columns)")  # fmt: skip
+    src.add_argument("--keypoints", action="append", help="keypoint folder: a store, or any layout `data import` "
+                     "takes (imported into OUT/keypoints); repeat to train on several sources at once")  # fmt: skip
     p.add_argument("--out", required=True, help="report folder: report.md, comparison.csv, runs/, keypoints/")
-    p.add_argument("--metadata", help="WLASL_v0.3.json (with --glosses/--top; default: downloaded once)")
+    p.add_argument("--metadata", help="with --glosses/--top: WLASL_v0.3.json (default: downloaded once); with "
+                   "--videos: the CSV describing the clips")  # fmt: skip
     p.add_argument("--from", dest="local", help="with --glosses/--top: a local folder of <video_id>.mp4 clips")
-    p.add_argument("--models", default="reference-torch,reference-keras,best",
-                   help="comma-separated: reference-torch, reference-keras, best (default all three)")
-    p.add_argument("--max-epochs", type=int, help="cap every model's epochs (for a quick look)")
-    p.add_argument("--workers", type=int, help="extraction processes (default: all cores)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--models", default=",".join(RUN_MODELS), help="comma-separated: " + ", ".join(RUN_MODELS))
+    p.add_argument("--alias", action="append", help="rename glosses of --keypoints sources, SOURCE=GLOSS")
+    p.add_argument("--workers", type=positive(int), help="extraction processes (default: all cores)")
+    _data_args(p)
+    _training_args(p)
 
     def run(args: argparse.Namespace) -> int:
+        existing(args.videos, "--videos", "dir")
+        for k in args.keypoints or []:
+            existing(k, "--keypoints", "dir")
+        existing(args.metadata, "--metadata", "file")
+        existing(args.local, "--from", "dir")
+        output_folder(args.out)
+        split_spec(args.split)
+        models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+        bad = [m for m in models if m not in RUN_MODELS]
+        if bad or not models:
+            raise UsageError(f"--models {args.models}: unknown {', '.join(bad) or 'none given'}; known: {', '.join(RUN_MODELS)}")
+        names = aliases(args.alias)
         from .pipeline import run as run_job
 
         s = run_job(args.out, videos=args.videos, keypoints=args.keypoints,
                     glosses=args.glosses.split(",") if args.glosses else None, top=args.top, metadata=args.metadata,
-                    local=args.local, models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
-                    max_epochs=args.max_epochs, workers=args.workers, seed=args.seed,
-                    progress=not args.no_progress)  # fmt: skip
+                    local=args.local, models=models, max_epochs=args.max_epochs, max_minutes=args.max_minutes,
+                    workers=args.workers, seed=args.seed, split=args.split, where=args.where, aliases=names,
+                    threads=args.threads, force=args.force, progress=not args.no_progress,
+                    command=_command_line())  # fmt: skip
         print(s.table)
         print("stages: " + ", ".join(f"{k} ({v})" for k, v in s.stages.items()))
         print(f"report: {s.report}")
@@ -284,23 +434,30 @@ def _run(p: argparse.ArgumentParser) -> None:
 
 @command(
     "evaluate",
-    "evaluate a run: top-1/top-5, per-gloss metrics, bootstrap interval, confusion matrices, curves, report",
-    "signrec evaluate runs/torch                      # its test split\n"
-    "  signrec evaluate runs/torch --data new_signers/ --split all",
+    "evaluate a run: top-1/top-5, per-gloss metrics, bootstrap interval, confusions, curves, report",
+    "signrec evaluate runs/torch                                  # its test split\n"
+    "  signrec evaluate runs/best --split val\n"
+    "  signrec evaluate runs/best --data new_signers/ --split all   # other clips; unknown glosses are skipped",
 )
 def _evaluate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="run folder (or checkpoint file with --data)")
-    p.add_argument("--data", help="keypoint folder (default: the one the run was trained on)")
-    p.add_argument("--split", choices=["test", "val", "train", "all"], default="test")
-    p.add_argument("--out", help="output folder (default RUN/eval-SPLIT)")
+    p.add_argument("run", help="run folder (or a checkpoint file inside one)")
+    p.add_argument("--data", help="keypoint store (default: the one the run was trained on)")
+    p.add_argument("--split", choices=["test", "val", "train", "all"], default="test",
+                   help="which side of the run's split, or all clips of --data")
+    p.add_argument("--where", action="append", help="keep only clips whose column matches, e.g. wlasl100=1")
+    p.add_argument("--out", help="output folder (default: beside the checkpoint, eval-<data>-<split>)")
 
     def run(args: argparse.Namespace) -> int:
+        checkpoint(args.run)
+        existing(args.data, "--data", "dir")
+        if args.out:
+            output_folder(args.out)
         from .evaluate import evaluate_run
 
-        ev = evaluate_run(args.run, args.data, args.split, args.out)
+        ev = evaluate_run(args.run, args.data, args.split, args.out, args.where)
         print(ev.summary_line())
-        if ev.skipped:
-            print(f"skipped {ev.skipped} clips whose gloss the model does not know")
+        for w in ev.warnings:
+            print(f"warning: {w}")
         print(f"report: {ev.files['report']}")
         return 0
 
@@ -309,29 +466,36 @@ def _evaluate(p: argparse.ArgumentParser) -> None:
 
 @command(
     "predict",
-    "predict the sign in video files with a trained run or checkpoint (top-k glosses with probabilities)",
-    "signrec predict runs/torch clip.mp4 more_clips/ --top-k 3\n  signrec predict runs/keras/model.keras clip.mp4 --json",
+    "predict the sign in videos or keypoint files with a run, a checkpoint or an ONNX model (top-k glosses)",
+    "signrec predict runs/torch clip.mp4 more_clips/ --top-k 3\n"
+    "  signrec predict model.onnx clip.mp4 keypoints/book/68011.npy --json   (onnxruntime, no PyTorch)",
 )
 def _predict(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="run folder, model.pt or model.keras")
-    p.add_argument("videos", nargs="+", help="video files or folders")
-    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("model", help="run folder, model.pt, model.keras or model.onnx")
+    p.add_argument("inputs", nargs="+", help="video files, keypoint files (.npy, .pose) or folders of them")
+    p.add_argument("--top-k", type=positive(int), default=3, help="how many glosses to list")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout, for machines")
+    p.add_argument("--verbose", action="store_true", help="show MediaPipe's and TensorFlow Lite's own log lines")
 
     def run(args: argparse.Namespace) -> int:
+        checkpoint(args.model)
+        for item in args.inputs:
+            existing(item, "input")
         import json
 
-        from .predict import predict_videos
+        from .extract import native_log_filter
+        from .predict import predict_files
 
-        results = predict_videos(args.checkpoint, args.videos, args.top_k)
+        with native_log_filter(not args.verbose):
+            results = predict_files(args.model, args.inputs, args.top_k, quiet=not args.verbose)
         if args.json:
             print(json.dumps([r.to_dict() for r in results], indent=2))
         else:
             for r in results:
                 if r.error:
-                    print(f"{r.video}: ERROR {r.error}")
+                    print(f"{r.input}: ERROR {r.error}")
                 else:
-                    print(f"{r.video} ({r.frames} frames): " + ", ".join(f"{g} {p:.1%}" for g, p in r.top))
+                    print(f"{r.input} ({r.frames} frames): " + ", ".join(f"{g} {p:.1%}" for g, p in r.top))
         return 1 if any(r.error for r in results) else 0
 
     p.set_defaults(func=run)
@@ -343,21 +507,32 @@ def _predict(p: argparse.ArgumentParser) -> None:
     "signrec live runs/torch --source 0\n  signrec live runs/torch --source clip.mp4 --output annotated.mp4",
 )
 def _live(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="run folder, model.pt or model.keras")
-    p.add_argument("--source", default="0", help="camera index or video file (default 0)")
+    p.add_argument("model", help="run folder, model.pt, model.keras or model.onnx")
+    p.add_argument("--source", default="0", help="camera index or video file")
     p.add_argument("--output", help="write the annotated video here (and a .csv prediction log) instead of a window")
-    p.add_argument("--window", type=int, help="frames per window (default: the model's sequence length)")
-    p.add_argument("--stride", type=int, default=2, help="predict every N frames (default 2)")
+    p.add_argument("--window", type=positive(int), help="frames per window (default: a typical training clip)")
+    p.add_argument("--stride", type=positive(int), default=2, help="predict every N frames")
     p.add_argument("--threshold", type=float, default=0.7, help="minimum probability to show a sign")
-    p.add_argument("--stable", type=int, default=3, help="windows in a row that must agree (default 3)")
+    p.add_argument("--stable", type=positive(int), default=3, help="windows in a row that must agree")
+    p.add_argument("--verbose", action="store_true", help="show MediaPipe's and TensorFlow Lite's own log lines")
 
     def run(args: argparse.Namespace) -> int:
+        checkpoint(args.model)
+        if not args.source.isdigit():
+            existing(args.source, "--source", "file")
+        if args.output:
+            existing(str(Path(args.output).parent), "--output's folder", "dir")
+        from .extract import native_log_filter
         from .live import LiveConfig, live
 
-        r = live(args.checkpoint, args.source, args.output,
-                 LiveConfig(args.window, args.stride, args.threshold, args.stable))  # fmt: skip
+        with native_log_filter(not args.verbose):
+            r = live(args.model, args.source, args.output,
+                     LiveConfig(args.window, args.stride, args.threshold, args.stable), quiet=not args.verbose)  # fmt: skip
         shown = ", ".join(f"{g}: {n} frames" for g, n in sorted(r.shown.items(), key=lambda kv: -kv[1]))
-        print(f"{r.frames} frames, {r.predictions} predictions, {r.frames / max(r.seconds, 1e-9):.1f} frames/s; shown: {shown}")
+        print(f"{r.frames} frames, {r.predictions} predictions (window {r.window} frames), "
+              f"{r.frames / max(r.seconds, 1e-9):.1f} frames/s; shown: {shown}")  # fmt: skip
+        if r.warning:
+            print(f"warning: {r.warning}")
         print(f"prediction log: {r.log}" + (f"\nannotated video: {r.output}" if r.output else ""))
         return 0
 
@@ -366,20 +541,28 @@ def _live(p: argparse.ArgumentParser) -> None:
 
 @command(
     "export",
-    "export a PyTorch run to ONNX (probabilities identical to PyTorch under onnxruntime)",
-    "signrec export runs/torch --onnx model.onnx",
+    "export a PyTorch run to ONNX (any clip length; the card inside, so `signrec predict model.onnx` works alone)",
+    "signrec export runs/best --onnx best.onnx",
 )
 def _export(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="run folder or model.pt")
+    p.add_argument("model", help="run folder or model.pt")
     p.add_argument("--onnx", required=True, help="output .onnx file")
+    p.add_argument("--frames", type=positive(int), help="time steps of a fixed-length export (only for relu LSTMs, "
+                   "which ONNX's LSTM cannot run; default: the longest training clip)")  # fmt: skip
 
     def run(args: argparse.Namespace) -> int:
-        from .predict import export_onnx
+        checkpoint(args.model, torch_only=True)
+        output_folder(str(Path(args.onnx).parent) or ".", "--onnx's folder")
+        from .export import export_onnx
 
-        print(f"wrote {export_onnx(args.checkpoint, args.onnx)}")
+        print(f"wrote {export_onnx(args.model, args.onnx, args.frames)}")
         return 0
 
     p.set_defaults(func=run)
+
+
+def _command_line() -> str:
+    return "signrec " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv and sys.argv[1:] else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -388,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="signrec",
         description="Isolated sign-language word recognition: WLASL data -> keypoints -> models -> reports.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=Formatter,
         epilog="Run `signrec COMMAND --help` for each command's options and an example.",
     )
     parser.add_argument("--version", action="version", version=f"signrec {__version__}")
@@ -396,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, fn in COMMANDS.items():
         p = sub.add_parser(
             name, help=fn.help, description=fn.help, epilog=f"example:\n  {fn.example}",  # type: ignore[attr-defined]
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=Formatter,
         )  # fmt: skip
         fn(p)
     return parser
@@ -410,8 +593,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except Interrupted as e:
+        print(f"signrec {args.command}: {e}", file=sys.stderr)
+        return e.exit_status
     except KeyboardInterrupt:
-        print("signrec: interrupted; run the same command again to resume", file=sys.stderr)
+        print(f"signrec {args.command}: interrupted; what was finished is kept: run the same command again to resume",
+              file=sys.stderr)  # fmt: skip
         return 130
     except (FileNotFoundError, ValueError, OSError, KeyError) as e:
         print(f"signrec {args.command}: error: {e}", file=sys.stderr)
@@ -420,4 +607,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
-

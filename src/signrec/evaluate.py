@@ -1,18 +1,22 @@
 """Evaluation: metrics (scikit-learn), confusion matrices and training curves (matplotlib), Markdown reports.
 
-Accuracy is reported two ways, because papers mix them: *per instance* (share of test clips right) and
-*per gloss* (the mean over glosses of each gloss's accuracy, so rare glosses count as much as common ones).
+Accuracy is reported two ways, because papers mix them: *per instance* (share of clips right) and *per gloss*
+(the mean over glosses of each gloss's accuracy, so rare glosses count as much as common ones). A report always
+says which clips were scored (data, split side, filter), whether they are test or validation clips, and warns
+when any of them were in the model's training split.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .io import atomic_write_json, read_csv_rows, write_csv_atomic
+from .store import KeypointStore, open_store
 
 BOOTSTRAP_SAMPLES = 2000
 
@@ -73,8 +77,20 @@ def compute_metrics(probs: np.ndarray, y: np.ndarray, labels: list[str]) -> Metr
     )  # fmt: skip
 
 
+def top_confusions(cm: np.ndarray | list, labels: list[str], n: int = 15) -> list[dict]:
+    """The most frequent (true, predicted) pairs off the diagonal, most first."""
+    cm = np.asarray(cm)
+    off = [(int(cm[i, j]), i, j) for i in range(len(labels)) for j in range(len(labels)) if i != j and cm[i, j]]
+    off.sort(key=lambda t: (-t[0], labels[t[1]], labels[t[2]]))
+    support = cm.sum(axis=1)
+    return [{"true": labels[i], "predicted": labels[j], "count": c, "share": c / max(int(support[i]), 1)}
+            for c, i, j in off[:n]]  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Plots
+
+LABELLED_UP_TO = 40  # glosses; beyond this a confusion matrix cannot name every row legibly
 
 
 def _plt():
@@ -87,7 +103,17 @@ def _plt():
 
 
 def plot_confusion(cm: np.ndarray, labels: list[str], path: str | os.PathLike, normalise: bool, title: str = "") -> None:
-    """Confusion matrix PNG: gloss names on both axes, readable from 4 to a few hundred glosses."""
+    """Confusion matrix PNG (see `confusion_figure`)."""
+    plt = _plt()
+    fig = confusion_figure(cm, labels, normalise, title)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def confusion_figure(cm: np.ndarray, labels: list[str], normalise: bool, title: str = ""):
+    """A confusion matrix with a colour bar. Up to 40 glosses every row and column is named; beyond that the
+    matrix shows the pattern (rows ordered as the labels, every k-th one named) and the report lists the
+    confusions themselves."""
     plt = _plt()
     cm = np.asarray(cm, dtype=float)
     n = len(labels)
@@ -95,11 +121,19 @@ def plot_confusion(cm: np.ndarray, labels: list[str], path: str | os.PathLike, n
         rows = cm.sum(axis=1, keepdims=True)
         cm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     size = float(np.clip(1.2 + 0.28 * n, 5, 40))
-    font = float(np.clip(220 / max(n, 1), 3, 11))
-    fig, ax = plt.subplots(figsize=(size + 1.5, size), dpi=100 if n <= 50 else 80)
-    im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1 if normalise else max(cm.max(), 1))
-    ax.set_xticks(range(n), labels, rotation=90, fontsize=font)
-    ax.set_yticks(range(n), labels, fontsize=font)
+    longest = max((len(g) for g in labels), default=1)
+    margin = min(3.0, 0.09 * longest + 0.6) if n <= LABELLED_UP_TO else 1.2
+    fig, ax = plt.subplots(figsize=(size + 1.5 + margin, size + margin), dpi=100 if n <= 50 else 80)
+    im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1 if normalise else max(cm.max(), 1), interpolation="nearest")
+    if n <= LABELLED_UP_TO:
+        font = float(np.clip(220 / max(n, 1), 6, 11))
+        ax.set_xticks(range(n), labels, rotation=90, fontsize=font)
+        ax.set_yticks(range(n), labels, fontsize=font)
+    else:
+        step = int(np.ceil(n / 40))
+        ticks = list(range(0, n, step))
+        ax.set_xticks(ticks, [labels[i] for i in ticks], rotation=90, fontsize=7)
+        ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title or ("confusion (row-normalised)" if normalise else "confusion (counts)"))
@@ -108,32 +142,75 @@ def plot_confusion(cm: np.ndarray, labels: list[str], path: str | os.PathLike, n
             for j in range(n):
                 if cm[i, j]:
                     text = f"{cm[i, j]:.2f}" if normalise else f"{int(cm[i, j])}"
-                    ax.text(j, i, text, ha="center", va="center", fontsize=font,
+                    ax.text(j, i, text, ha="center", va="center", fontsize=float(np.clip(220 / max(n, 1), 6, 11)),
                             color="white" if cm[i, j] > (0.5 if normalise else cm.max() / 2) else "black")  # fmt: skip
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label("share of the true gloss's clips" if normalise else "clips")
+    fig.tight_layout()
+    return fig
+
+
+def plot_recall(per_gloss: list[dict], path: str | os.PathLike, title: str = "", worst: int = 40) -> None:
+    """The large-vocabulary view: recall of every gloss, sorted (left), and the `worst` glosses by name (right)."""
+    plt = _plt()
+    rows = sorted((g for g in per_gloss if g["support"]), key=lambda g: (g["recall"], g["gloss"]))
+    recall = [g["recall"] for g in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, max(4.5, 0.22 * min(worst, len(rows)) + 1)), dpi=100,
+                               gridspec_kw={"width_ratios": [1.2, 1]})  # fmt: skip
+    a.plot(range(1, len(recall) + 1), recall, drawstyle="steps-mid")
+    a.set_xlabel("glosses, sorted by recall")
+    a.set_ylabel("recall (share of its clips right)")
+    a.set_ylim(-0.02, 1.02)
+    a.grid(alpha=0.3)
+    a.set_title(f"{sum(r == 0 for r in recall)} of {len(recall)} glosses never right, {sum(r == 1 for r in recall)} always")
+    shown = rows[:worst]
+    b.barh(range(len(shown)), [g["recall"] for g in shown], color="tab:red")
+    b.set_yticks(range(len(shown)), [f"{g['gloss']} ({g['support']})" for g in shown], fontsize=8)
+    b.invert_yaxis()
+    b.set_xlim(0, 1)
+    b.set_xlabel("recall")
+    b.set_title(f"the {len(shown)} hardest glosses (clips)")
+    fig.suptitle(title or "recall per gloss")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 
 
 def plot_curves(history_csv: str | os.PathLike, path: str | os.PathLike, title: str = "") -> None:
-    """Loss and accuracy per epoch, train and validation, side by side."""
+    """Training curves PNG (see `curves_figure`)."""
+    plt = _plt()
+    fig = curves_figure(history_csv, title)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def curves_figure(history_csv: str | os.PathLike, title: str = ""):
+    """Loss and accuracy per epoch, train and validation, side by side; the best epoch (lowest validation loss,
+    the model kept) is marked, and epochs are whole numbers."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _plt()
     rows = read_csv_rows(history_csv)
     epochs = [int(r["epoch"]) for r in rows]
+    val_loss = [float(r["val_loss"]) if r.get("val_loss") not in (None, "") else np.inf for r in rows]
+    best = epochs[int(np.argmin(val_loss))] if rows else None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
-    for ax, metric in zip(axes, ("loss", "acc")):
+    for ax, metric in zip(axes, ("loss", "acc"), strict=True):
         for stage, style in (("train", "-"), ("val", "--")):
-            values = [float(r[f"{stage}_{metric}"]) for r in rows if r.get(f"{stage}_{metric}") not in (None, "")]
-            ax.plot(epochs[: len(values)], values, style, label=stage)
+            pts = [(e, float(r[f"{stage}_{metric}"])) for e, r in zip(epochs, rows, strict=True)
+                   if r.get(f"{stage}_{metric}") not in (None, "")]  # fmt: skip
+            if pts:
+                ax.plot(*zip(*pts, strict=True), style, label=stage)
+        if best is not None:
+            ax.axvline(best, color="grey", linestyle=":", label=f"best epoch ({best})")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy" if metric == "acc" else "cross-entropy loss")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title or "training curves")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -145,58 +222,114 @@ class Evaluation:
     run: str
     framework: str
     model: str
-    split: str
+    split: str  # test, val, train or all
     metrics: Metrics
     files: dict[str, str]
-    skipped: int = 0
+    data: str = ""
+    scored: str = ""  # which clips, in words
+    skipped: int = 0  # clips of glosses the model does not know
+    unknown: dict[str, int] = field(default_factory=dict)  # gloss -> clips skipped
+    in_training: int = 0  # scored clips that were in the model's training split
+    warnings: list[str] = field(default_factory=list)
+    confusions: list[dict] = field(default_factory=list)
 
     def summary_line(self) -> str:
         m = self.metrics
         lo, hi = m.top1_ci
-        return (f"{self.framework}/{self.model}: top-1 {m.top1:.1%} (95% CI {lo:.1%}-{hi:.1%}), top-{m.k} {m.top5:.1%} "
-                f"per instance; top-1 {m.top1_per_gloss:.1%}, top-{m.k} {m.top5_per_gloss:.1%} per gloss; n={m.n}")  # fmt: skip
+        return (f"{self.framework}/{self.model} on {self.scored}: top-1 {m.top1:.1%} (95% CI {lo:.1%}-{hi:.1%}), "
+                f"top-{m.k} {m.top5:.1%} per instance; top-1 {m.top1_per_gloss:.1%}, top-{m.k} "
+                f"{m.top5_per_gloss:.1%} per gloss; n={m.n}")  # fmt: skip
+
+
+SIDE_WORDS = {"test": "test clips", "val": "validation clips (used for early stopping, so optimistic)",
+              "train": "training clips (seen in training: not an estimate of accuracy)",
+              "all": "every clip"}  # fmt: skip
+CHUNK = 256  # clips read and scored at a time
+
+
+def _predict_store(predictor, store, clips) -> np.ndarray:
+    out = [predictor.predict_proba([store.read(c) for c in clips[i : i + CHUNK]]) for i in range(0, len(clips), CHUNK)]
+    return np.concatenate(out) if out else np.zeros((0, len(predictor.labels)), np.float32)
 
 
 def evaluate_run(
-    run: str | os.PathLike, data: str | os.PathLike | None = None, split: str = "test", out: str | os.PathLike | None = None
+    run: str | os.PathLike,
+    data: str | os.PathLike | KeypointStore | None = None,
+    split: str = "test",
+    out: str | os.PathLike | None = None,
+    where: list[str] | str | None = None,
 ) -> Evaluation:
-    """Evaluate a run folder on its test split (or on every clip of `data` with split='all').
+    """Evaluate a run (folder or checkpoint file) on a side of its split, or on every clip of `data`.
 
-    Writes metrics.json, per_gloss.csv, confusion CSV/PNGs, curves.png and report.md into `out`
-    (default RUN/eval-<split>). Model selection never used the test split: training stops on validation.
+    Writes metrics.json, per_gloss.csv, predictions.csv (the clips scored), confusion CSV/PNGs, recall and
+    training-curve PNGs and report.md into `out` (default: beside the checkpoint, `eval-<data>-<split>`).
+    Clips of glosses the model does not know are skipped and listed; clips that were in the model's training
+    split are counted and warned about.
     """
-    from .checkpoint import load_predictor
-    from .data import load_dataset, load_split
+    from .checkpoint import run_folder
+    from .predict import load_predictor
+    from .splits import SPLIT_NAME, Split, filter_store
 
-    run = Path(run)
+    if split not in ("test", "val", "train", "all"):
+        raise ValueError(f"split must be test, val, train or all, got {split!r}")
+    folder = run_folder(run)
     predictor = load_predictor(run)
     card = predictor.card
-    data = data or card.training.get("data")
+    data = data if data is not None else card.training.get("data")
     if not data:
         raise ValueError(f"{run}: the checkpoint does not name its data; pass --data")
-    ds = load_dataset(data)
+    store = filter_store(open_store(data), where)
+    predictor.check_parts(store.parts, store.root)
+    split_file = folder / SPLIT_NAME
+    trained = Split.load(split_file) if split_file.exists() else None
+    same_data = Path(card.training.get("data") or "").resolve() == store.root.resolve()
     if split == "all":
-        samples = ds.samples
-    elif split in ("test", "val", "train"):
-        split_file = run / "split.json"
-        if not split_file.exists():
-            raise FileNotFoundError(f"{split_file}: no saved split in this run; use --split all with --data")
-        samples = ds.subset(load_split(split_file)[0][split])
+        clips = store.clips
     else:
-        raise ValueError(f"split must be test, val, train or all, got {split!r}")
+        if trained is None:
+            raise FileNotFoundError(f"{split_file}: no saved split in this run; use --split all with --data")
+        if not same_data:
+            raise ValueError(f"{store.root} is not the data {folder} was trained on ({card.training.get('data')}); "
+                             f"its split names clips of that data: use --split all")  # fmt: skip
+        present = {c.path for c in store.clips}
+        clips = store.subset([p for p in trained.side(split) if p in present])
+        if not clips:
+            raise ValueError(f"{folder}: the {split} split is empty" + (" (the data has no test split; "
+                             "use --split val)" if split == "test" else ""))  # fmt: skip
     index = {g: i for i, g in enumerate(predictor.labels)}
-    known = [s for s in samples if s.gloss in index]
+    known = [c for c in clips if c.gloss in index]
+    unknown = dict(sorted(Counter(c.gloss for c in clips if c.gloss not in index).items()))
     if not known:
-        raise ValueError(f"{data}: none of its glosses are known to the model ({', '.join(predictor.labels[:10])}...)")
-    probs = predictor.predict_proba([s.keypoints for s in known])
-    y = np.array([index[s.gloss] for s in known])
+        raise ValueError(f"{store.root}: none of its glosses ({', '.join(sorted(unknown)[:8])}...) are known to the "
+                         f"model ({', '.join(predictor.labels[:8])}...)")  # fmt: skip
+    in_training = 0
+    if trained is not None and same_data:
+        train_paths = set(trained.train)
+        in_training = sum(c.path in train_paths for c in known)
+    probs = _predict_store(predictor, store, known)
+    y = np.array([index[c.gloss] for c in known])
     metrics = compute_metrics(probs, y, predictor.labels)
-    out = Path(out) if out else run / f"eval-{split}"
+    name = store.root.name
+    out = Path(out) if out else folder / f"eval-{name}-{split}"
     out.mkdir(parents=True, exist_ok=True)
-    files = write_evaluation(out, metrics, predictor.labels, run / "history.csv",
-                             f"{card.framework}/{card.model}", [s.path for s in known], probs, y)  # fmt: skip
-    ev = Evaluation(str(run), card.framework, card.model, split, metrics, files, len(samples) - len(known))
-    write_report(out / "report.md", [ev], title=f"Evaluation of {run.name} ({split})")
+    where_text = f" where {where if isinstance(where, str) else ','.join(where)}" if where else ""
+    side = "the model's " + SIDE_WORDS[split] if split != "all" else SIDE_WORDS["all"]
+    scored = f"{len(known)} {side.split(' (')[0]} of {store.root}{where_text}"
+    warnings_ = []
+    if unknown:
+        warnings_.append(f"skipped {sum(unknown.values())} clips of {len(unknown)} glosses the model does not know: "
+                         + ", ".join(f"{g} ({n})" for g, n in list(unknown.items())[:20]) + (" ..." if len(unknown) > 20 else ""))  # fmt: skip
+    if in_training and split != "train":
+        warnings_.append(f"{in_training} of the {len(known)} scored clips were in the model's training split: "
+                         f"these figures overstate accuracy on new clips")  # fmt: skip
+    if split == "val":
+        warnings_.append("validation clips chose the model (early stopping): the figures are optimistic")
+    ev = Evaluation(str(folder), card.framework, card.model, split, metrics, {}, str(store.root), scored,
+                    sum(unknown.values()), unknown, in_training, warnings_,
+                    top_confusions(metrics.confusion, predictor.labels))  # fmt: skip
+    ev.files = write_evaluation(out, metrics, predictor.labels, folder / "history.csv", f"{card.framework}/{card.model}",
+                                [c.path for c in known], probs, y)  # fmt: skip
+    write_report(out / "report.md", [ev], title=f"Evaluation of {folder.name} on {name} ({split})")
     ev.files["report"] = str(out / "report.md")
     return ev
 
@@ -207,47 +340,67 @@ def write_evaluation(
     files = {
         "metrics": out / "metrics.json", "per_gloss": out / "per_gloss.csv", "confusion_csv": out / "confusion.csv",
         "confusion_png": out / "confusion.png", "confusion_norm_png": out / "confusion_normalised.png",
-        "predictions": out / "predictions.csv",
+        "predictions": out / "predictions.csv", "recall_png": out / "recall.png",
     }  # fmt: skip
     atomic_write_json(files["metrics"], {k: v for k, v in m.__dict__.items() if k not in ("per_gloss", "confusion")}
                       | {"labels": labels})  # fmt: skip
     write_csv_atomic(files["per_gloss"], m.per_gloss, ["gloss", "precision", "recall", "f1", "support"])
-    write_csv_atomic(files["confusion_csv"], [{"true": g, **dict(zip(labels, row))} for g, row in zip(labels, m.confusion)],
-                     ["true", *labels])  # fmt: skip
-    pred_rows = [{"path": p, "true": labels[t], "predicted": labels[int(pr.argmax())], "probability": f"{pr.max():.4f}"}
-                 for p, t, pr in zip(paths, y, probs)]  # fmt: skip
-    write_csv_atomic(files["predictions"], pred_rows, ["path", "true", "predicted", "probability"])
+    write_csv_atomic(files["confusion_csv"], [{"true": g, **dict(zip(labels, row, strict=True))}
+                                              for g, row in zip(labels, m.confusion, strict=True)], ["true", *labels])  # fmt: skip
+    k = min(5, len(labels))
+    pred_rows = []
+    for p, t, pr in zip(paths, y, probs, strict=True):
+        order = np.argsort(-pr, kind="stable")[:k]
+        pred_rows.append({"path": p, "true": labels[t], "predicted": labels[int(order[0])], "probability": f"{pr.max():.4f}",
+                          f"top{k}": " ".join(labels[i] for i in order), "correct": int(order[0] == t)})  # fmt: skip
+    write_csv_atomic(files["predictions"], pred_rows, ["path", "true", "predicted", "probability", "correct", f"top{k}"])
     plot_confusion(np.array(m.confusion), labels, files["confusion_png"], False, f"{name}: confusion (counts)")
     plot_confusion(np.array(m.confusion), labels, files["confusion_norm_png"], True, f"{name}: confusion (row-normalised)")
+    plot_recall(m.per_gloss, files["recall_png"], f"{name}: recall per gloss")
     if history.exists():
         files["curves"] = out / "curves.png"
         plot_curves(history, files["curves"], f"{name}: training curves")
     return {k: str(v) for k, v in files.items()}
 
 
-def write_report(path: str | os.PathLike, evaluations: list[Evaluation], title: str = "Evaluation", extra: str = "") -> None:
-    """A Markdown report: the side-by-side table, per-gloss tables and the pictures of each model."""
+def write_report(path: str | os.PathLike, evaluations: list[Evaluation], title: str = "Evaluation", extra: str = "",
+                 intro: str = "") -> None:  # fmt: skip
+    """A Markdown report: what was scored, the side-by-side table, top confusions, per-gloss tables, pictures."""
     from .io import atomic_write_text
 
     path = Path(path)
     rel = lambda p: os.path.relpath(p, path.parent)
     k = evaluations[0].metrics.k if evaluations else 5
-    lines = [f"# {title}", "",
-             ("Top-1/top-k *per instance* = share of clips right; *per gloss* = mean over glosses of each gloss's "
-             "accuracy. The interval is a 95% bootstrap over test clips. Model selection used the validation split only."),
-             "", f"| model | n | top-1 | 95% CI | top-{k} | top-1 per gloss | top-{k} per gloss |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [f"# {title}", ""]
+    if intro:
+        lines += [intro, ""]
+    lines += [("Top-1/top-k *per instance* = share of clips right; *per gloss* = mean over glosses of each gloss's "
+              "accuracy. The interval is a 95% bootstrap over the clips scored. Model selection (early stopping) "
+              "used the validation split only."), ""]  # fmt: skip
+    for ev in evaluations:
+        lines.append(f"- **{ev.framework}/{ev.model}** scored {ev.scored} (listed in "
+                     f"`{rel(ev.files['predictions'])}`)." if ev.files.get("predictions") else f"- {ev.scored}")  # fmt: skip
+        lines += [f"  - **warning:** {w}" for w in ev.warnings]
+    lines += ["", f"| model | clips | top-1 | 95% CI | top-{k} | top-1 per gloss | top-{k} per gloss |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for ev in evaluations:
         m = ev.metrics
-        lines.append(f"| {ev.framework}/{ev.model} | {m.n} | {m.top1:.1%} | {m.top1_ci[0]:.1%}-{m.top1_ci[1]:.1%} | "
+        lines.append(f"| {ev.framework}/{ev.model} ({ev.split}) | {m.n} | {m.top1:.1%} | {m.top1_ci[0]:.1%}-{m.top1_ci[1]:.1%} | "
                      f"{m.top5:.1%} | {m.top1_per_gloss:.1%} | {m.top5_per_gloss:.1%} |")  # fmt: skip
     if extra:
         lines += ["", extra]
     for ev in evaluations:
-        lines += ["", f"## {ev.framework}/{ev.model}", "", "| gloss | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        lines += ["", f"## {ev.framework}/{ev.model}", ""]
+        if ev.confusions:
+            lines += ["Most confused pairs (true -> predicted):", "", "| true | predicted | clips | share of true |",
+                      "|---|---|---|---|"]  # fmt: skip
+            lines += [f"| {c['true']} | {c['predicted']} | {c['count']} | {c['share']:.0%} |" for c in ev.confusions]
+            lines.append("")
+        lines += ["| gloss | precision | recall | F1 | support |", "|---|---|---|---|---|"]
         lines += [f"| {g['gloss']} | {g['precision']:.2f} | {g['recall']:.2f} | {g['f1']:.2f} | {g['support']} |"
                   for g in ev.metrics.per_gloss]  # fmt: skip
         for key, caption in (("confusion_png", "confusion (counts)"), ("confusion_norm_png", "confusion (row-normalised)"),
-                             ("curves", "training curves")):  # fmt: skip
+                             ("recall_png", "recall per gloss"), ("curves", "training curves")):  # fmt: skip
             if key in ev.files:
                 lines += ["", f"![{ev.framework} {caption}]({rel(ev.files[key])})"]
     atomic_write_text(path, "\n".join(lines) + "\n")

@@ -2,16 +2,19 @@
 
 `results_to_row` is the one function that turns a Holistic result into a feature row; dataset building,
 prediction and live recognition all go through it. `extract_video` runs one clip; `extract` runs a file or a
-folder of clips in parallel, resumably, with a manifest.
+folder of clips in parallel, resumably, writing each clip through the keypoint store (`signrec.store`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
+import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,17 +22,16 @@ from typing import Any
 import numpy as np
 
 from . import layout
-from .io import atomic_save_npy, clean_partials, load_npy, read_csv_rows, write_csv_atomic
+from .io import read_csv_rows
+from .store import COLUMNS, MANIFEST_NAME, StoreWriter, write_array
+from .store.schema import ALIASES, value
 from .video import FULL, VIDEO_SUFFIXES, FrameRange, VideoError, iter_rgb, probe
 
-MANIFEST_NAME = "manifest.csv"
 LOG_NAME = "extract.log"
 # A clip in which pose and both hands are found in fewer frames than this share has no usable signer.
 DEFAULT_MIN_PERSON = 0.2
-MANIFEST_FIELDS = [
-    "id", "gloss", "path", "source", "status", "error", "frames", "fps",
-    "frame_start", "frame_end", *layout.PARTS,
-]  # fmt: skip
+# Metadata CSVs that describe a folder of videos: inside it, or beside it named for it (videos/wlasl12.csv).
+METADATA_NAMES = (MANIFEST_NAME, "index.csv")
 
 
 class ExtractionError(ValueError):
@@ -48,31 +50,99 @@ def _quiet_native_logs() -> None:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 
+@contextlib.contextmanager
+def native_stderr_silenced(silence: bool = True) -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null meanwhile (native libraries write there directly, past Python)."""
+    if not silence:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+# Lines MediaPipe, absl and TensorFlow Lite write to fd 2 on their own: glog-style `W0000 00:00:...`, TFLite's
+# `INFO: Created TensorFlow Lite XNNPACK delegate`, absl's warning about logging before InitializeLog.
+NATIVE_LOG = re.compile(rb"^(?:[IWEF]\d{4} \d\d:\d\d:\d\d|INFO: |WARNING: All log messages before absl)")
+
+
+@contextlib.contextmanager
+def native_log_filter(active: bool = True) -> Iterator[None]:
+    """Meanwhile, drop the native libraries' own log lines from stderr and pass everything else through.
+
+    They write to file descriptor 2 directly (past Python's `sys.stderr`) and at unpredictable times (a graph's
+    first run, a hand model's first hand), so fd 2 goes through a pipe that a thread filters line by line."""
+    if not active:
+        yield
+        return
+    import threading
+
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    saved = os.dup(2)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as src:
+            for line in src:
+                if not NATIVE_LOG.match(line):
+                    os.write(saved, line)
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end: the pump sees the end and stops
+        thread.join(timeout=5)
+        os.close(saved)
+
+
 class Holistic:
     """MediaPipe Holistic as a context manager, configured for the 1662-value layout.
 
     Uses the bundled `model_complexity=1` model and the 468-point face mesh (`refine_face_landmarks=False`;
     the refined mesh has 478 points and would break the layout). Tracking state carries across frames of a
     clip; call `reset()` between clips so that each clip's keypoints do not depend on what came before.
+    With `quiet` (the default), MediaPipe's and TensorFlow Lite's native start-up lines (written straight to
+    the process's stderr, past Python) are swallowed; `quiet=False` shows them.
     """
 
-    def __init__(self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5):
+    def __init__(self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
+                 quiet: bool = True):  # fmt: skip
         _quiet_native_logs()
+        self.quiet = quiet
         try:
             from mediapipe.python.solutions import holistic as mp_holistic
         except ImportError as e:  # pragma: no cover - depends on the install
             raise ImportError("MediaPipe is required for keypoint extraction: pip install mediapipe==0.10.21") from e
-        self._solution = mp_holistic.Holistic(
-            static_image_mode=False,
-            model_complexity=1,
-            smooth_landmarks=True,
-            refine_face_landmarks=False,
-            min_detection_confidence=min_detection_confidence,
-            min_tracking_confidence=min_tracking_confidence,
-        )
+        with native_stderr_silenced(quiet):
+            self._solution = mp_holistic.Holistic(
+                static_image_mode=False,
+                model_complexity=1,
+                smooth_landmarks=True,
+                refine_face_landmarks=False,
+                min_detection_confidence=min_detection_confidence,
+                min_tracking_confidence=min_tracking_confidence,
+            )
+        self._warm = False
 
     def process_rgb(self, frame_rgb: np.ndarray) -> Any:
         """Holistic results for one RGB frame."""
+        if not self._warm:  # the graph's first run prints its own start-up lines
+            self._warm = True
+            with native_stderr_silenced(self.quiet):
+                return self._solution.process(frame_rgb)
         return self._solution.process(frame_rgb)
 
     def process_bgr(self, frame_bgr: np.ndarray) -> Any:
@@ -87,7 +157,7 @@ class Holistic:
     def close(self) -> None:
         self._solution.close()
 
-    def __enter__(self) -> Holistic:  # noqa: PYI034 - typing.Self needs Python 3.11
+    def __enter__(self) -> Holistic:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -183,14 +253,21 @@ def extract_video(
 
 @dataclass(frozen=True)
 class Job:
-    """One clip to extract: source video, destination `.npy`, and metadata carried into the manifest."""
+    """One clip to extract: source video, its path in the store, and metadata carried into the manifest."""
 
     id: str
     gloss: str
     source: str
-    dest: str
+    rel: str  # the clip's path in the store, e.g. "book/68011.npy"
     frame_range: FrameRange = FULL
     meta: dict = field(default_factory=dict, hash=False, compare=False)
+    frames_hint: int = 0  # expected frames (for the progress estimate; 0 = unknown)
+
+    def row(self, dataset: str = "") -> dict:
+        """The clip's manifest values before extraction (metadata carried along)."""
+        return {**self.meta, "id": self.id, "gloss": self.gloss, "source": self.source, "dataset": dataset,
+                "signer": value(self.meta, "signer"), "split": value(self.meta, "split"),
+                "frame_start": self.frame_range.start, "frame_end": self.frame_range.end}  # fmt: skip
 
 
 @dataclass
@@ -206,6 +283,7 @@ class ExtractSummary:
     work_seconds: float = 0.0
     parts_found: dict[str, float] = field(default_factory=dict)
     manifest: str = ""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def frames_per_second(self) -> float:
@@ -220,47 +298,71 @@ class ExtractSummary:
         lines = [
             f"clips: {self.done} extracted, {self.skipped} already done (skipped), {len(self.failed)} failed",
             (f"frames: {self.frames} in {self.seconds:.1f} s ({self.frames_per_second:.1f} frames/s), "
-            f"{self.outside_holistic:.1%} of worker time outside Holistic"),
+             f"{self.outside_holistic:.1%} of worker time outside Holistic"),
         ]
         if self.parts_found:
             found = ", ".join(f"{k} {v:.0%}" for k, v in self.parts_found.items())
             lines.append(f"frames with part found (all clips in manifest): {found}")
+        lines.extend(f"note: {n}" for n in self.notes)
         lines.extend(f"FAILED {why}" for why in self.failed.values())
         if self.manifest:
             lines.append(f"manifest: {self.manifest}")
         return "\n".join(lines)
 
 
-def _read_metadata(path: str | os.PathLike | None) -> dict[str, dict]:
-    """Per-clip metadata keyed by id (column `id` or `video_id` or `wlasl_video_id`)."""
-    if path is None or not Path(path).exists():
+def find_metadata(input: str | os.PathLike, metadata: str | os.PathLike | None = None) -> Path | None:
+    """The metadata CSV for `input`: the one given (which must exist), else one inside the videos folder
+    (manifest.csv as `signrec data` writes it, index.csv), else `<folder>.csv` beside it."""
+    if metadata is not None:
+        if not Path(metadata).is_file():
+            raise FileNotFoundError(f"--metadata {metadata}: no such file")
+        return Path(metadata)
+    input = Path(input)
+    if input.is_file():
+        return None
+    for name in METADATA_NAMES:
+        if (input / name).is_file():
+            return input / name
+    beside = input.parent / f"{input.name}.csv"
+    return beside if beside.is_file() else None
+
+
+def read_metadata(path: str | os.PathLike | None) -> dict[str, dict]:
+    """Per-clip metadata keyed by id (column `id`, `video_id` or `wlasl_video_id`, or the file name of `path`)."""
+    if path is None:
         return {}
     out = {}
     for row in read_csv_rows(path):
-        key = row.get("id") or row.get("video_id") or row.get("wlasl_video_id")
+        key = value(row, "id") or (Path(row["path"]).stem if row.get("path") else "")
         if key:
             out[key] = row
     return out
 
 
+# Metadata columns that describe the video file, not the clip's keypoints; not carried into the store.
+_NOT_CARRIED = {"path", "status", "error", "frames", "trimmed", "parts", "dtype", *layout.PARTS,
+                *(a for names in ALIASES.values() for a in names)}  # fmt: skip
+
+
 def find_jobs(
     input: str | os.PathLike,
-    out: str | os.PathLike,
     frame_range: FrameRange = FULL,
     metadata: str | os.PathLike | None = None,
 ) -> list[Job]:
-    """Jobs for a video file or a folder laid out as `<gloss>/<id>.<ext>` (mirrored as `out/<gloss>/<id>.npy`).
+    """Jobs for a video file or a folder laid out as `<gloss>/<id>.<ext>` (stored as `<gloss>/<id>.npy`).
 
-    Metadata (a CSV with an `id`/`video_id` column, by default `input/manifest.csv` as `signrec data`
-    writes it) is carried into the keypoint manifest; its `frame_start`/`frame_end` trim clips that the
-    videos folder holds untrimmed (`trimmed` column false).
+    Metadata (see `find_metadata`) is carried into the manifest (split, signer, any other column); its
+    `frame_start`/`frame_end` trim clips that the folder holds untrimmed (`trimmed` column false).
     """
-    input, out = Path(input), Path(out)
+    input = Path(input)
     if not input.exists():
         raise FileNotFoundError(f"{input}: no such file or folder")
+    meta_file = find_metadata(input, metadata)
     if input.is_file():
-        return [Job(input.stem, "", str(input), str(out / f"{input.stem}.npy"), frame_range)]
-    meta = _read_metadata(metadata if metadata is not None else input / MANIFEST_NAME)
+        if input.suffix.lower() not in VIDEO_SUFFIXES:
+            raise ValueError(f"{input}: not a video file (expected {', '.join(VIDEO_SUFFIXES)})")
+        return [Job(input.stem, "", str(input), f"{input.stem}.npy", frame_range)]
+    meta = read_metadata(meta_file)
     jobs = []
     for src in _walk_files(input):
         if src.suffix.lower() not in VIDEO_SUFFIXES or src.name.startswith("."):
@@ -272,8 +374,10 @@ def find_jobs(
         rng = frame_range
         if m.get("trimmed", "true").lower() in ("false", "0", "no") and m.get("frame_start"):
             rng = FrameRange(int(m["frame_start"]), int(m.get("frame_end") or -1))
-        extra = {k: v for k, v in m.items() if k not in MANIFEST_FIELDS and k not in ("video_id", "trimmed")}
-        jobs.append(Job(src.stem, gloss, str(src), str(out / rel.with_suffix(".npy")), rng, extra))
+        extra = {k: v for k, v in m.items() if k not in _NOT_CARRIED and k not in COLUMNS}
+        extra.update({k: value(m, k) for k in ("signer", "split") if value(m, k)})
+        hint = int(float(m.get("frames") or 0)) if rng == frame_range else 0
+        jobs.append(Job(src.stem, gloss, str(src), rel.with_suffix(".npy").as_posix(), rng, extra, hint))
     if not jobs:
         raise FileNotFoundError(f"{input}: no video files found (looked for {', '.join(VIDEO_SUFFIXES)})")
     return jobs
@@ -288,6 +392,19 @@ def _walk_files(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def expected_frames(job: Job) -> int:
+    """How many frames a job will give, for the progress estimate: the range, the metadata, or the container."""
+    r = job.frame_range
+    if r.end != -1:
+        return r.end - r.start + 1
+    if job.frames_hint:
+        return job.frames_hint
+    try:
+        return max(1, probe(job.source).frame_count - r.start + 1)
+    except VideoError:
+        return 1
+
+
 _WORKER_HOLISTIC: Holistic | None = None
 
 
@@ -298,57 +415,32 @@ def _worker_init(log_path: str | None = None) -> None:
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 2)
         os.close(fd)
-    _WORKER_HOLISTIC = Holistic()
+    _WORKER_HOLISTIC = Holistic(quiet=not log_path)  # with a log, its lines go there
 
 
-def _row(job: Job, out_root: Path, **values: Any) -> dict:
-    row = {
-        "id": job.id,
-        "gloss": job.gloss,
-        "path": Path(job.dest).relative_to(out_root).as_posix(),
-        "source": job.source,
-        "frame_start": job.frame_range.start,
-        "frame_end": job.frame_range.end,
-        **job.meta,
-    }
-    row.update(values)
-    return row
-
-
-def _run_job(args: tuple[Job, str, float]) -> tuple[dict, float, float]:
-    """Extract one clip in a worker; returns (manifest row, seconds in Holistic, seconds in total)."""
-    job, out_root, min_person = args
-    if _WORKER_HOLISTIC is None:
-        _worker_init()
+def run_job(job: Job, out_root: str, min_person: float, dtype: str = "float32", dataset: str = "",
+            holistic: Holistic | None = None) -> tuple[dict, float, float]:  # fmt: skip
+    """Extract one clip and write it into the store at `out_root`; returns (manifest row, seconds in Holistic,
+    seconds in total). A bad clip gives a row with status failed or no_person and its reason."""
+    if holistic is None:
+        if _WORKER_HOLISTIC is None:
+            _worker_init()
+        holistic = _WORKER_HOLISTIC
     t0 = time.perf_counter()
+    row = job.row(dataset)
     try:
-        clip = extract_video(job.source, job.frame_range, _WORKER_HOLISTIC, min_person=min_person)
-        atomic_save_npy(job.dest, clip.keypoints)
+        clip = extract_video(job.source, job.frame_range, holistic, min_person=min_person)
+        row.update(write_array(out_root, job.rel, clip.keypoints, layout.PARTS, dtype, job.source))
     except (VideoError, ExtractionError, ValueError) as e:
         status = "no_person" if isinstance(e, NoPersonError) else "failed"
-        return _row(job, Path(out_root), status=status, error=str(e)), 0.0, time.perf_counter() - t0
-    return _ok_row(job, Path(out_root), clip.keypoints, clip.fps), clip.holistic_seconds, time.perf_counter() - t0
+        row.update(path=job.rel, status=status, error=str(e))
+        return row, 0.0, time.perf_counter() - t0
+    row["fps"] = round(clip.fps, 3)
+    return row, clip.holistic_seconds, time.perf_counter() - t0
 
 
-def _ok_row(job: Job, out_root: Path, keypoints: np.ndarray, fps: float) -> dict:
-    found = layout.presence_summary(keypoints)
-    return _row(job, out_root, status="ok", error="", frames=len(keypoints), fps=round(fps, 3),
-                **{k: round(v, 4) for k, v in found.items()})  # fmt: skip
-
-
-def _row_from_file(job: Job, out_root: Path) -> dict:
-    """Rebuild a manifest row for a clip whose `.npy` exists but whose row was lost (interrupted run)."""
-    try:
-        fps = probe(job.source).fps
-    except VideoError:
-        fps = 0.0
-    return _ok_row(job, out_root, load_npy(job.dest), fps)
-
-
-def write_manifest(path: str | os.PathLike, rows: list[dict]) -> None:
-    """Write the keypoint manifest atomically, known columns first, extra metadata after."""
-    extra = sorted({k for r in rows for k in r} - set(MANIFEST_FIELDS))
-    write_csv_atomic(path, rows, MANIFEST_FIELDS + extra)
+def _run_job(args: tuple) -> tuple[dict, float, float]:
+    return run_job(*args)
 
 
 def extract(
@@ -360,70 +452,75 @@ def extract(
     min_person: float = DEFAULT_MIN_PERSON,
     progress: bool = True,
     save_every: float = 30.0,
+    dtype: str = "float32",
 ) -> ExtractSummary:
-    """Extract keypoints for a video file or a `<gloss>/<id>.mp4` folder into `out`, resumably.
+    """Extract keypoints for a video file or a `<gloss>/<id>.mp4` folder into the store `out`, resumably.
 
-    Clips whose `.npy` already exists are skipped; a clip is written under a temporary name and renamed when
-    complete, so an interrupted run leaves no half-written file. Failed clips are recorded in the manifest
-    and retried by the next run.
+    Clips already stored are skipped; each clip is written under a temporary name and renamed when complete,
+    so an interrupted run leaves no half-written file. Failed clips are recorded in the manifest and retried
+    by the next run. The progress bar counts frames, so its estimate does not swing with clip length.
     """
     from tqdm import tqdm
 
     _quiet_native_logs()  # before workers start: they inherit the environment
+    jobs = find_jobs(input, frame_range, metadata)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    clean_partials(out)
-    jobs = find_jobs(input, out, frame_range, metadata)
-    manifest_path = out / MANIFEST_NAME
-    previous = {r["path"]: r for r in read_csv_rows(manifest_path)} if manifest_path.exists() else {}
-    rows: dict[str, dict] = {}
-    todo: list[Job] = []
-    summary = ExtractSummary(manifest=str(manifest_path))
-    for job in jobs:
-        rel = Path(job.dest).relative_to(out).as_posix()
-        if Path(job.dest).exists():
-            old = previous.get(rel)
-            rows[rel] = old if old and old.get("status") == "ok" else _row_from_file(job, out)
-            summary.skipped += 1
-        else:
-            todo.append(job)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
-    t0 = time.perf_counter()
-    last_save = t0
-    bar = tqdm(total=len(todo), unit="clip", desc="extract", disable=not progress, file=sys.stderr)
-    args = [(job, str(out), min_person) for job in todo]
-    # Workers are separate processes even when there is one, so that MediaPipe's native log lines go to
-    # extract.log instead of through the progress bar.
-    pool = mp.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(str(out / LOG_NAME),)) if todo else None
-    try:
-        for row, in_holistic, total in pool.imap_unordered(_run_job, args, chunksize=1) if pool else ():
-            rows[row["path"]] = row
-            if row["status"] == "ok":
-                summary.holistic_seconds += in_holistic
-                summary.work_seconds += total
-                summary.done += 1
-                summary.frames += int(row["frames"])
-            else:
-                summary.failed[row["source"]] = row["error"]
-                tqdm.write(f"signrec extract: {row['error']}", file=sys.stderr)
-            elapsed = time.perf_counter() - t0
-            bar.set_postfix_str(f"{summary.frames / elapsed:.1f} frames/s, {len(summary.failed)} failed")
-            bar.update(1)
-            if time.perf_counter() - last_save > save_every:
-                write_manifest(manifest_path, list(rows.values()))
-                last_save = time.perf_counter()
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-        # Rows of clips that are not part of this input (e.g. from another run into the same folder) stay.
-        for rel, old in previous.items():
-            rows.setdefault(rel, old)
-        write_manifest(manifest_path, sorted(rows.values(), key=lambda r: r["path"]))
-    summary.seconds = time.perf_counter() - t0
-    summary.parts_found = _parts_found(rows.values())
+    summary = ExtractSummary(manifest=str(out / MANIFEST_NAME))
+    loose = sum(1 for j in jobs if not j.gloss)
+    if loose and Path(input).is_dir():
+        summary.notes.append(f"{loose} clips lie directly in {input}, not in <gloss>/ folders, and no metadata "
+                             f"names their gloss: their gloss is empty (fine for predict; to train, put each clip in "
+                             f"a folder named for its gloss, or give --metadata with a gloss column)")  # fmt: skip
+    dataset = Path(input).name if Path(input).is_dir() else ""
+    with StoreWriter(out, save_every=save_every) as writer:
+        todo = [j for j in jobs if not writer.has(j.rel) and writer.adopt(j.rel, **j.row(dataset)) is None]
+        summary.skipped = len(jobs) - len(todo)
+        workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
+        with ThreadPoolExecutor(8) as pool:
+            total = sum(pool.map(expected_frames, todo))
+        t0 = time.perf_counter()
+        bar = tqdm(total=total, unit="frame", desc="extract", disable=not progress, file=sys.stderr,
+                   dynamic_ncols=True)  # fmt: skip
+        args = [(job, str(out), min_person, dtype, dataset) for job in todo]
+        # Workers are separate processes even when there is one, so that MediaPipe's native log lines go to
+        # extract.log instead of through the progress bar.
+        pool = mp.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(str(out / LOG_NAME),)) if todo else None
+        try:
+            for (row, in_holistic, seconds), job in _results(pool, args, todo):
+                writer.add(row)
+                _account(summary, row, in_holistic, seconds)
+                if row["status"] != "ok":
+                    tqdm.write(f"signrec extract: {row['error']}", file=sys.stderr)
+                bar.set_postfix_str(f"{summary.frames / (time.perf_counter() - t0):.1f} frames/s, "
+                                    f"{len(summary.failed)} failed", refresh=False)  # fmt: skip
+                bar.update(int(row.get("frames") or 0) if row["status"] == "ok" else expected_frames(job))
+        finally:
+            bar.close()
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+        summary.seconds = time.perf_counter() - t0
+    summary.parts_found = _parts_found(writer.rows.values())
     return summary
+
+
+def _results(pool: Any, args: list[tuple], jobs: list[Job]) -> Iterable[tuple[tuple[dict, float, float], Job]]:
+    """(result, job) as workers finish them."""
+    if pool is None:
+        return
+    by_rel = {j.rel: j for j in jobs}
+    for result in pool.imap_unordered(_run_job, args, chunksize=1):
+        yield result, by_rel[result[0]["path"]]
+
+
+def _account(summary: ExtractSummary, row: dict, in_holistic: float, seconds: float) -> None:
+    if row["status"] == "ok":
+        summary.holistic_seconds += in_holistic
+        summary.work_seconds += seconds
+        summary.done += 1
+        summary.frames += int(row["frames"])
+    else:
+        summary.failed[row["source"]] = row["error"]
 
 
 def _parts_found(rows: Iterable[dict]) -> dict[str, float]:
@@ -432,7 +529,7 @@ def _parts_found(rows: Iterable[dict]) -> dict[str, float]:
     total = sum(int(r["frames"]) for r in ok)
     if not total:
         return {}
-    return {p: sum(float(r[p]) * int(r["frames"]) for r in ok) / total for p in layout.PARTS}
+    return {p: sum(float(r.get(p) or 0) * int(r["frames"]) for r in ok) / total for p in layout.PARTS}
 
 
 def read_manifest(folder: str | os.PathLike) -> list[dict]:
@@ -446,11 +543,12 @@ __all__ = [
     "ExtractSummary",
     "ExtractionError",
     "Holistic",
+    "Job",
     "NoPersonError",
     "extract",
     "extract_video",
     "find_jobs",
     "read_manifest",
     "results_to_row",
-    "write_manifest",
+    "run_job",
 ]  # fmt: skip

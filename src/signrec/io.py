@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -81,3 +83,11 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
     if not isinstance(arr, np.ndarray):
         raise KeypointFileError(f"{path}: holds an archive, not one array")
     return arr
+
+
+def gloss_folder(gloss: str) -> str:
+    """A safe folder name for a gloss: "thank you" -> "thank_you", "don't want" -> "don_t_want"."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", gloss.strip()).strip("._")
+    if not name:
+        name = "gloss_" + hashlib.sha1(gloss.encode()).hexdigest()[:8]
+    return name

@@ -98,34 +98,62 @@ def subset_components(name: str) -> tuple[str, ...]:
     return SUBSETS[name]
 
 
-def subset_indices(name: str) -> np.ndarray:
-    """Column indices into a 1662-value frame for a named subset, in layout order."""
-    return np.concatenate([np.arange(COMPONENTS[c].start, COMPONENTS[c].stop) for c in subset_components(name)])
-
-
-def select(frames: np.ndarray, name: str) -> np.ndarray:
-    """Columns of a named subset from `(..., 1662)` frames."""
-    check_frames(frames)
-    return frames[..., subset_indices(name)]
-
-
-def expand_subset(frames: np.ndarray, name: str) -> np.ndarray:
-    """Map `(T, subset_size)` rows back into `(T, 1662)`, parts outside the subset left as zeros (missing)."""
-    frames = np.asarray(frames, dtype=np.float32)
-    size = subset_size(name)
-    if frames.ndim != 2 or frames.shape[1] != size:
-        raise ValueError(f"expected (frames, {size}) for subset {name!r}, got {frames.shape}")
-    out = np.zeros((frames.shape[0], NUM_FEATURES), dtype=np.float32)
-    out[:, subset_indices(name)] = frames
-    return out
-
-
 def subset_for_width(width: int) -> str | None:
     """The subset whose per-frame size is `width`, if any (used to recognise foreign keypoint files)."""
     for name in SUBSETS:
         if subset_size(name) == width:
             return name
     return None
+
+
+def check_parts(parts: object) -> tuple[str, ...]:
+    """Part names in layout order; a string may be a subset name ("hands") or names joined by "+"."""
+    if isinstance(parts, str):
+        parts = SUBSETS[parts] if parts in SUBSETS else tuple(p for p in parts.split("+") if p)
+    names = tuple(parts)  # type: ignore[arg-type]
+    unknown = [p for p in names if p not in COMPONENTS]
+    if unknown or not names:
+        raise ValueError(f"unknown keypoint parts {unknown or names!r}; known: {', '.join(PARTS)}")
+    return tuple(p for p in PARTS if p in names)
+
+
+def parts_label(parts: tuple[str, ...]) -> str:
+    """The manifest spelling of a set of parts, e.g. "left_hand+right_hand"."""
+    return "+".join(check_parts(parts))
+
+
+def parts_width(parts: tuple[str, ...]) -> int:
+    """Values per frame when only `parts` are stored (e.g. both hands -> 126)."""
+    return sum(COMPONENTS[p].size for p in check_parts(parts))
+
+
+def part_columns(parts: tuple[str, ...]) -> np.ndarray:
+    """Column indices into a 1662-value frame of `parts`, in layout order."""
+    return np.concatenate([np.arange(COMPONENTS[p].start, COMPONENTS[p].stop) for p in check_parts(parts)])
+
+
+def take(frames: np.ndarray, parts: tuple[str, ...]) -> np.ndarray:
+    """The columns of `parts` from `(T, 1662)` frames: what a store keeps of a source that has only them."""
+    check_frames(frames)
+    return frames[:, part_columns(parts)]
+
+
+def expand(stored: np.ndarray, parts: tuple[str, ...]) -> np.ndarray:
+    """`(T, parts_width)` rows back into `(T, 1662)` float32; the parts not stored are zeros (missing)."""
+    cols = part_columns(parts)
+    if stored.ndim != 2 or stored.shape[1] != len(cols):
+        raise ValueError(f"expected (frames, {len(cols)}) for parts {parts_label(parts)}, got {stored.shape}")
+    if len(cols) == NUM_FEATURES:
+        return np.asarray(stored, dtype=np.float32)
+    out = np.zeros((stored.shape[0], NUM_FEATURES), dtype=np.float32)
+    out[:, cols] = stored
+    return out
+
+
+def parts_found(frames: np.ndarray) -> tuple[str, ...]:
+    """The parts that are non-zero in at least one frame of `(T, 1662)` frames."""
+    found = presence(frames).any(axis=0)
+    return tuple(p for p, f in zip(PARTS, found, strict=True) if f)
 
 
 def part(frames: np.ndarray, name: str) -> np.ndarray:

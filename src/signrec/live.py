@@ -20,33 +20,18 @@ import cv2
 import numpy as np
 import torch
 
-from .checkpoint import Predictor, load_predictor
 from .extract import Holistic, results_to_row
+from .predict import NO_SIGN, Predictor, SlidingWindow, load_predictor
 from .video import open_camera, prefetch
-
-NO_SIGN = "no sign"
 
 
 @dataclass
 class LiveConfig:
-    window: int | None = None  # frames per window (default: the checkpoint's max_frames, else 30)
+    window: int | None = None  # frames per window (default: a typical training clip; see predict.default_window)
     stride: int = 2  # run the model every `stride` frames
     threshold: float = 0.7  # minimum probability to show a sign
     stable: int = 3  # the same gloss must win this many windows in a row
     max_frames: int | None = None  # stop after this many frames (None: until the source ends or 'q')
-
-
-class Stabiliser:
-    """Turns a stream of (gloss, probability) into a shown gloss or "no sign"."""
-
-    def __init__(self, threshold: float, stable: int):
-        self.threshold, self.recent = threshold, deque(maxlen=stable)
-
-    def update(self, gloss: str, probability: float) -> str:
-        self.recent.append(gloss if probability >= self.threshold else NO_SIGN)
-        if len(self.recent) == self.recent.maxlen and len(set(self.recent)) == 1:
-            return self.recent[0]
-        return NO_SIGN
 
 
 def draw(frame: np.ndarray, results: object, text: str, fps: float) -> None:
@@ -79,31 +64,30 @@ def _read(cap: cv2.VideoCapture, max_frames: int | None) -> Iterator[tuple[np.nd
 
 
 class _Annotator:
-    """What happens to a frame after Holistic: its row joins the window, the model runs every `stride` frames,
-    the stabiliser decides what is shown, the log gets a line, and the frame is drawn on."""
+    """What happens to a frame after Holistic: its row goes into the sliding window (the same one the web app
+    uses), the log gets a line when the model ran, and the frame is drawn on."""
 
-    def __init__(self, predictor: Predictor, window: int, config: LiveConfig, log: Any, t_start: float):
-        self.predictor, self.window, self.config, self.log, self.t_start = predictor, window, config, log, t_start
-        self.rows: deque = deque(maxlen=window)
-        self.stabiliser = Stabiliser(config.threshold, config.stable)
-        self.frames = self.predictions = 0
-        self.shown, self.text = NO_SIGN, NO_SIGN
+    def __init__(self, window: SlidingWindow, log: Any, t_start: float):
+        self.window, self.log, self.t_start = window, log, t_start
+        self.text = NO_SIGN
         self.shown_counts: dict[str, int] = {}
         self.stamps: deque = deque(maxlen=31)
 
+    @property
+    def frames(self) -> int:
+        return self.window.frames
+
+    @property
+    def predictions(self) -> int:
+        return self.window.predictions
+
     def __call__(self, frame: np.ndarray, results: object) -> np.ndarray:
         now = time.perf_counter()
-        self.rows.append(results_to_row(results))
-        self.frames += 1
-        if len(self.rows) == self.window and self.frames % self.config.stride == 0:
-            probs = self.predictor.predict_proba([np.stack(self.rows)])[0]
-            best = int(probs.argmax())
-            gloss, p = self.predictor.labels[best], float(probs[best])
-            self.shown = self.stabiliser.update(gloss, p)
-            self.predictions += 1
-            self.text = f"{self.shown} ({p:.0%})" if self.shown != NO_SIGN else NO_SIGN
-            self.log.writerow([self.frames, f"{now - self.t_start:.3f}", gloss, f"{p:.4f}", self.shown])
-        self.shown_counts[self.shown] = self.shown_counts.get(self.shown, 0) + 1
+        step = self.window.push(results_to_row(results))
+        if step is not None:
+            self.text = f"{step.shown} ({step.probability:.0%})" if step.shown != NO_SIGN else NO_SIGN
+            self.log.writerow([step.frame, f"{now - self.t_start:.3f}", step.gloss, f"{step.probability:.4f}", step.shown])
+        self.shown_counts[self.window.shown] = self.shown_counts.get(self.window.shown, 0) + 1
         self.stamps.append(now)
         fps = (len(self.stamps) - 1) / (self.stamps[-1] - self.stamps[0]) if len(self.stamps) > 1 else 0.0
         draw(frame, results, self.text, fps)
@@ -163,6 +147,8 @@ class LiveResult:
     log: str
     output: str
     seconds: float
+    window: int = 0
+    warning: str = ""  # why the model never ran, when it did not
 
 
 def live(
@@ -170,6 +156,7 @@ def live(
     source: int | str = 0,
     output: str | os.PathLike | None = None,
     config: LiveConfig | None = None,
+    quiet: bool = True,
 ) -> LiveResult:
     """Run live recognition. With `output`, writes the annotated video (and a CSV prediction log beside it)
     instead of opening a window, so it runs on a machine with no screen.
@@ -178,8 +165,7 @@ def live(
     (window, model, drawing, video encoding) runs in another background thread when writing a video.
     """
     config = config or LiveConfig()
-    predictor = checkpoint if isinstance(checkpoint, Predictor) else load_predictor(checkpoint)
-    window = config.window or predictor.preprocess.max_frames or 30
+    predictor = load_predictor(checkpoint)
     cap = open_camera(source)
     fps_in = cap.get(cv2.CAP_PROP_FPS) or 25.0
     out_path = Path(output) if output else None
@@ -193,9 +179,10 @@ def live(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one window at a time: a second thread only competes with Holistic's
     try:
-        with Holistic() as holistic:
+        with Holistic(quiet=quiet) as holistic:
             t_start = time.perf_counter()  # the loop's own time: Holistic's start-up is paid once, before it
-            annotate = _Annotator(predictor, window, config, log, t_start)
+            window = SlidingWindow(predictor, config.window, config.stride, config.threshold, config.stable)
+            annotate = _Annotator(window, log, t_start)
             if tmp is not None:
                 stage = _BackgroundStage(annotate, tmp, fps_in)
             for frame, rgb in prefetch(_read(cap, config.max_frames), size=2):
@@ -226,4 +213,4 @@ def live(
     if tmp is not None and annotate.frames:
         os.replace(tmp, out_path)
     return LiveResult(annotate.frames, annotate.predictions, annotate.shown_counts, str(log_path),
-                      str(out_path or ""), seconds)  # fmt: skip
+                      str(out_path or ""), seconds, window.window, window.status())  # fmt: skip

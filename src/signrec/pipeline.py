@@ -1,17 +1,26 @@
-"""Jobs made of several stages: `compare` (both reference models on one split, side by side)."""
+"""Jobs made of several stages: `run` (data -> keypoints -> models -> one report) and `compare` (both reference
+models on one split, side by side).
+
+A job opens its keypoint store once and hands it down: the split, every training run and every evaluation read
+the same store. Each stage is keyed by what made it, so a rerun reuses or resumes what is the same and refuses,
+with a clear message, what would silently mix two different jobs.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import load_dataset, make_split, save_split
 from .evaluate import Evaluation, evaluate_run, write_report
 from .io import write_csv_atomic
+from .presets import Recipe, best, reference
+from .splits import SPLIT_NAME, Split, filter_store, make_split
+from .store import KeypointStore, NotAStoreError, import_keypoints, open_store
 from .training.config import TrainConfig
-from .training.runner import SPLIT_NAME, TrainResult, train
+from .training.runner import RunConflict, TrainResult, train
+
+RUN_MODELS = ("reference-torch", "reference-keras", "best")
 
 
 @dataclass
@@ -22,55 +31,102 @@ class Comparison:
     report: str
 
 
-COMPARE_FIELDS = ["model", "framework", "parameters", "val_acc", "test_top1", "test_top5", "epochs", "best_epoch",
-                  "seconds_per_epoch", "train_seconds"]  # fmt: skip
-
-
-def _markdown_table(rows: list[dict], fields: list[str]) -> str:
+def markdown_table(rows: list[dict], fields: list[str]) -> str:
     lines = ["| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)]
     return "\n".join(lines + ["| " + " | ".join(str(r[k]) for k in fields) + " |" for r in rows])
 
 
+def job_split(store: KeypointStore, out: Path, spec: str, seed: int, force: bool) -> tuple[Split, str]:
+    """The job's one split, saved as OUT/split.json; an existing different one is an error unless `force`."""
+    split = make_split(store, spec, seed)
+    path = out / SPLIT_NAME
+    if path.exists():
+        old = Split.load(path)
+        if old.fingerprint() == split.fingerprint():
+            return split, "reused"
+        if not force:
+            raise RunConflict(f"{out} holds a job with another split ({old.how}; now {split.how}, or other data); "
+                              f"use another --out, or --force to replace it")  # fmt: skip
+    split.save(path)
+    return split, "done"
+
+
+def _row(name: str, recipe: Recipe, r: TrainResult, ev: Evaluation) -> dict:
+    side = "test" if ev.split == "test" else "val"
+    return {"model": name, "recipe": recipe.name, "framework": r.framework, "parameters": f"{r.parameters:,}",
+            "val_acc": f"{r.val_acc:.3f}", f"{side}_top1": f"{ev.metrics.top1:.3f}",
+            f"{side}_top{ev.metrics.k}": f"{ev.metrics.top5:.3f}", "epochs": r.epochs, "best_epoch": r.best_epoch,
+            "stopped": r.stopped or "-", "train_seconds": f"{r.seconds:.1f}"}  # fmt: skip
+
+
+def _train_and_evaluate(store: KeypointStore, out: Path, jobs: list[tuple[str, Recipe, str]], split: Split,
+                        force: bool, log, name_recipes: bool = True) -> tuple[list[dict], list[Evaluation], list[TrainResult], dict]:  # fmt: skip
+    stages, rows, evaluations, results = {}, [], [], []
+    side = split.eval_side
+    for name, recipe, framework in jobs:
+        run_dir = out / "runs" / name
+        log(f"training {name} ({recipe.name}, {framework})")
+        result = train(store, run_dir, recipe, framework, split, force=force, log=log)
+        stages[f"train {name}"] = "reused" if result.reused else "done"
+        if not result.reused:
+            log(result.line())
+        ev = evaluate_run(run_dir, store, side)
+        stages[f"evaluate {name}"] = "done"
+        if name_recipes:  # the report names the recipe, not only the architecture
+            ev.model = f"{name}: {recipe.name}"
+        evaluations.append(ev)
+        results.append(result)
+        rows.append(_row(name, recipe, result, ev))
+    return rows, evaluations, results, stages
+
+
+def describe_job(store: KeypointStore, split: Split, where: list[str] | None, command: str) -> str:
+    """The report's opening: which data, which clips, which split, which command."""
+    lines = [f"- **Data:** `{store.root}`: {len(store)} clips of {len(store.glosses)} glosses"
+             + (f" from {len(store.signers)} signers" if store.signers else "")
+             + f"; keypoint parts: {'+'.join(store.parts)}."]  # fmt: skip
+    if where:
+        lines.append(f"- **Filter:** {', '.join(where)}.")
+    lines.append("- **Split:** " + split.describe(store).replace("\n", "<br>"))
+    if not split.test:
+        lines.append("- **No test split** in this data: the figures below are on the **validation** clips, which "
+                     "also chose the model (early stopping), so they are optimistic.")  # fmt: skip
+    if command:
+        lines.append(f"- **Command:** `{command}`")
+    return "\n".join(lines)
+
+
 def compare(
-    data: str | os.PathLike,
+    data: str | os.PathLike | KeypointStore,
     out: str | os.PathLike,
     config: TrainConfig | None = None,
     activation: str = "tanh",
     frameworks: tuple[str, ...] = ("torch", "keras"),
+    split: str = "auto",
+    where: list[str] | None = None,
+    force: bool = False,
+    command: str = "",
+    log=print,
 ) -> Comparison:
     """Train the PyTorch and the Keras reference LSTM on the same split; write comparison.csv and report.md."""
     out = Path(out)
+    store = filter_store(open_store(data), where)
+    recipe = reference(activation)
+    if config is not None:
+        recipe = Recipe(recipe.name, recipe.model, recipe.model_options, recipe.preprocess, None, config)
     out.mkdir(parents=True, exist_ok=True)
-    config = config or TrainConfig()
-    ds = load_dataset(data)
-    split_path = out / SPLIT_NAME
-    if not split_path.exists():
-        save_split(split_path, *make_split(ds, config.seed))
-    results, evaluations = [], []
-    for fw in frameworks:
-        run = out / fw
-        r = train(data, run, fw, model_options={"activation": activation}, config=config, split_file=split_path,
-                  dataset=ds)  # fmt: skip
-        results.append(r)
-        evaluations.append(evaluate_run(run, data, "test"))
-    rows = [{
-        "model": f"{r.model} ({activation})", "framework": r.framework, "parameters": r.parameters,
-        "val_acc": f"{r.val_acc:.3f}", "test_top1": f"{e.metrics.top1:.3f}", "test_top5": f"{e.metrics.top5:.3f}",
-        "epochs": r.epochs, "best_epoch": r.best_epoch, "seconds_per_epoch": f"{r.seconds_per_epoch:.3f}",
-        "train_seconds": f"{r.seconds:.1f}",
-    } for r, e in zip(results, evaluations)]  # fmt: skip
-    write_csv_atomic(out / "comparison.csv", rows, COMPARE_FIELDS)
-    table = _markdown_table(rows, COMPARE_FIELDS)
-    write_report(out / "report.md", evaluations, title=f"PyTorch vs Keras reference LSTM on {Path(data).name}",
-                 extra="## Training\n\n" + table)  # fmt: skip
+    chosen, _ = job_split(store, out, split, recipe.config.seed, force)
+    jobs = [(fw, recipe, fw) for fw in frameworks]
+    rows, evaluations, results, _ = _train_and_evaluate(store, out, jobs, chosen, force, log, name_recipes=False)
+    fields = list(rows[0])
+    write_csv_atomic(out / "comparison.csv", rows, fields)
+    table = markdown_table(rows, fields)
+    write_report(out / "report.md", evaluations, title=f"PyTorch vs Keras reference LSTM on {store.root.name}",
+                 extra="## Training\n\n" + table, intro=describe_job(store, chosen, where, command))  # fmt: skip
     return Comparison(results, evaluations, table, str(out / "report.md"))
 
 
 # --- the whole job ---------------------------------------------------------------------------------------------
-
-RUN_MODELS = ("reference-torch", "reference-keras", "best")
-RUN_FIELDS = ["model", "recipe", "framework", "parameters", "val_acc", "test_top1", "test_top5", "epochs",
-              "best_epoch", "train_seconds"]  # fmt: skip
 
 
 @dataclass
@@ -79,60 +135,81 @@ class RunSummary:
     report: str
     stages: dict[str, str]  # stage -> "done" or "reused"
     table: str
+    evaluations: list[Evaluation] = field(default_factory=list)
 
 
-def _keypoint_folder(keypoints: Path, out: Path, log) -> Path:
-    """A folder signrec can train on: `keypoints` itself, or its import into OUT/keypoints when it is in
-    another layout (the tutorial's one-file-per-frame tree, 258-value rows)."""
-    from .data import load_dataset
-    from .importer import import_keypoints
+def keypoint_store(sources: list[Path], out: Path, aliases: dict[str, str] | None, progress: bool, log) -> tuple[KeypointStore, str]:
+    """A store for keypoint folders: one folder that is already a store is used in place; anything else
+    (other layouts, several sources, gloss aliases) is imported into OUT/keypoints (again: only what is new)."""
+    if len(sources) == 1 and not aliases:
+        try:
+            return open_store(sources[0]), "reused"
+        except NotAStoreError as e:
+            log(f"{sources[0]}: {str(e).split(': ', 2)[-1].split('. ')[0]}; importing it into {out / 'keypoints'}")
+    target = out / "keypoints"
+    imported = 0
+    for src in sources:
+        summary = import_keypoints(src, target, aliases=aliases, progress=progress)
+        log(summary.report())
+        imported += summary.ok
+        if summary.failed and not summary.ok and not summary.skipped:
+            raise ValueError(f"{src}: no sequence could be imported ({summary.problems[0]})")
+    return open_store(target), "done" if imported else "reused"
 
-    try:
-        load_dataset(keypoints)
-        return keypoints
-    except (FileNotFoundError, ValueError) as first:
-        target = out / "keypoints"
-        log(f"{keypoints}: not in signrec's layout ({first}); importing it into {target}")
-        import_keypoints(keypoints, target, progress=False)
-        return target
+
+def recipes_for(models: tuple[str, ...], seed: int, progress: bool, max_epochs: int | None,
+                max_minutes: float | None, threads: int | None) -> list[tuple[str, Recipe, str]]:  # fmt: skip
+    """The (name, recipe, framework) of each model `run` trains, with the job's caps applied."""
+    unknown = [m for m in models if m not in RUN_MODELS]
+    if unknown:
+        raise ValueError(f"unknown models {unknown}; known: {', '.join(RUN_MODELS)}")
+    made = {"reference-torch": (reference("tanh"), "torch"), "reference-keras": (reference("tanh"), "keras"),
+            "best": (best(), "torch")}  # fmt: skip
+    caps = {k: v for k, v in (("max_epochs", max_epochs), ("max_minutes", max_minutes)) if v}
+    return [(m, made[m][0].with_config(seed=seed, progress=progress, threads=threads, **caps), made[m][1])
+            for m in models]  # fmt: skip
 
 
 def run(
     out: str | os.PathLike,
     videos: str | os.PathLike | None = None,
-    keypoints: str | os.PathLike | None = None,
+    keypoints: list[str | os.PathLike] | str | os.PathLike | None = None,
     glosses: list[str] | None = None,
     top: int | None = None,
     metadata: str | os.PathLike | None = None,
     local: str | os.PathLike | None = None,
     models: tuple[str, ...] = RUN_MODELS,
     max_epochs: int | None = None,
+    max_minutes: float | None = None,
     workers: int | None = None,
     seed: int = 0,
+    split: str = "auto",
+    where: list[str] | None = None,
+    aliases: dict[str, str] | None = None,
+    threads: int | None = None,
+    force: bool = False,
     progress: bool = True,
+    command: str = "",
     log=print,
 ) -> RunSummary:
-    """From glosses (WLASL), a folder of clips or a folder of keypoints to one report folder.
+    """From glosses (WLASL), a folder of clips or folders of keypoints to one report folder.
 
     Stages, each reusing what an earlier run of the same command produced: data (WLASL fetch into OUT/videos),
-    keypoints (extraction into OUT/keypoints), split (OUT/split.json, shared by every model), one training run
-    per model in OUT/runs/<model>, evaluation on the test split, and OUT/report.md with the comparison table,
-    per-gloss metrics, confusion matrices and curves. Interrupted, it finishes the job when run again.
+    keypoints (extraction or import into OUT/keypoints), split (OUT/split.json, shared by every model), one
+    training run per model in OUT/runs/<model>, evaluation on the test split (the validation split when the
+    data has no test split, and the report says so), and OUT/report.md. Interrupted, it finishes the job when
+    run again; run again with other settings, it stops unless `force`.
     """
     from . import wlasl
-    from .data import load_dataset
     from .extract import extract
-    from .presets import best, reference
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if sum(x is not None for x in (videos, keypoints)) + (glosses is not None or top is not None) != 1:
+    sources = [Path(k) for k in ([keypoints] if isinstance(keypoints, (str, os.PathLike)) else keypoints or [])]
+    if sum(x is not None for x in (videos,)) + bool(sources) + (glosses is not None or top is not None) != 1:
         raise ValueError("give exactly one of: --glosses/--top (WLASL), --videos DIR, --keypoints DIR")
-    unknown = [m for m in models if m not in RUN_MODELS]
-    if unknown:
-        raise ValueError(f"unknown models {unknown}; known: {', '.join(RUN_MODELS)}")
+    jobs = recipes_for(models, seed, progress, max_epochs, max_minutes, threads)
+    out.mkdir(parents=True, exist_ok=True)
     stages: dict[str, str] = {}
-
     if glosses is not None or top is not None:
         instances = wlasl.select(wlasl.load_metadata(metadata or wlasl.default_metadata()), glosses, top)
         fetched = wlasl.fetch(instances, out / "videos", local=local, progress=progress)
@@ -140,51 +217,23 @@ def run(
         stages["data"] = "reused" if fetched.ok == 0 and fetched.skipped else "done"
         videos = out / "videos"
     if videos is not None:
-        summary = extract(videos, out / "keypoints", workers=workers, progress=progress)
+        summary = extract(videos, out / "keypoints", workers=workers, progress=progress,
+                          metadata=metadata if glosses is None and top is None else None)  # fmt: skip
         log(summary.report())
         stages["keypoints"] = "reused" if summary.done == 0 else "done"
-        data = out / "keypoints"
+        store = open_store(out / "keypoints")
     else:
-        data = _keypoint_folder(Path(keypoints), out, log)  # type: ignore[arg-type]
-        stages["keypoints"] = "reused"
-    ds = load_dataset(data)
-    split_path = out / SPLIT_NAME
-    if split_path.exists():
-        stages["split"] = "reused"
-    else:
-        split, how = make_split(ds, seed)
-        save_split(split_path, split, how)
-        stages["split"] = "done"
-        log(f"split: {how} ({', '.join(f'{k} {len(v)}' for k, v in split.items())})")
-
-    recipes = {"reference-torch": (reference("tanh"), "torch"), "reference-keras": (reference("tanh"), "keras"),
-               "best": (best(), "torch")}  # fmt: skip
-    rows, evaluations = [], []
-    for name in models:
-        recipe, framework = recipes[name]
-        recipe = recipe.with_config(seed=seed, progress=progress,
-                                    **({"max_epochs": max_epochs} if max_epochs else {}))  # fmt: skip
-        run_dir = out / "runs" / name
-        if (run_dir / "run.json").exists():
-            stages[f"train {name}"] = "reused"
-            result = TrainResult(**{k: v for k, v in json.loads((run_dir / "run.json").read_text()).items()
-                                    if k in TrainResult.__dataclass_fields__})  # fmt: skip
-        else:
-            log(f"training {name} ({recipe.name}, {framework})")
-            result = train(data, run_dir, framework, recipe.model, recipe.model_options, recipe.config,
-                           recipe.preprocess, split_path, ds, recipe.augment)  # fmt: skip
-            stages[f"train {name}"] = "done"
-        ev = evaluate_run(run_dir, data, "test")
-        stages[f"evaluate {name}"] = "done"
-        ev.model = f"{name}: {recipe.name}"  # the report names the recipe, not only the architecture
-        evaluations.append(ev)
-        rows.append({"model": name, "recipe": recipe.name, "framework": framework, "parameters": result.parameters,
-                     "val_acc": f"{result.val_acc:.3f}", "test_top1": f"{ev.metrics.top1:.3f}",
-                     "test_top5": f"{ev.metrics.top5:.3f}", "epochs": result.epochs, "best_epoch": result.best_epoch,
-                     "train_seconds": f"{result.seconds:.1f}"})  # fmt: skip
-    write_csv_atomic(out / "comparison.csv", rows, RUN_FIELDS)
-    table = _markdown_table(rows, RUN_FIELDS)
-    write_report(out / "report.md", evaluations, title=f"signrec run on {data}",
+        store, stages["keypoints"] = keypoint_store(sources, out, aliases, progress, log)
+    store = filter_store(store, where)
+    chosen, stages["split"] = job_split(store, out, split, seed, force)
+    log(chosen.describe(store))
+    rows, evaluations, _, trained = _train_and_evaluate(store, out, jobs, chosen, force, log)
+    stages.update(trained)
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    write_csv_atomic(out / "comparison.csv", rows, fields)
+    table = markdown_table([{k: r.get(k, "") for k in fields} for r in rows], fields)
+    write_report(out / "report.md", evaluations, title=f"signrec run on {store.root.name}",
+                 intro=describe_job(store, chosen, where, command),
                  extra="## Models\n\n" + table + "\n\nCheckpoints: `runs/<model>/model.pt` or `model.keras`.")  # fmt: skip
     stages["report"] = "done"
-    return RunSummary(str(out), str(out / "report.md"), stages, table)
+    return RunSummary(str(out), str(out / "report.md"), stages, table, evaluations)

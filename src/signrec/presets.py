@@ -24,13 +24,18 @@ class Recipe:
     def with_config(self, **changes: object) -> Recipe:
         return replace(self, config=replace(self.config, **changes))
 
+    def settings(self) -> dict:
+        """What makes the trained model what it is (for fingerprints and run cards)."""
+        return {"model": self.model, "model_options": dict(self.model_options), "preprocess": self.preprocess.to_dict(),
+                "augment": self.augment.to_dict() if self.augment else None, "config": self.config.result_settings()}
+
 
 def reference(activation: str = "tanh") -> Recipe:
     """Three LSTMs (64, 128, 64) and dense 64, 32 on the raw 1662 values, padded; Adam, up to 2000 epochs."""
     return Recipe(f"reference ({activation})", "lstm", {"activation": activation})
 
 
-BEST_PREPROCESS = Preprocess(features="compact", normalize="body", hand_view=True, motion=True, flags=True,
+BEST_PREPROCESS = Preprocess(features="compact", normalize="auto", hand_view=True, motion=True, flags=True,
                              resample=64)  # fmt: skip
 
 

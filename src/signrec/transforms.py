@@ -25,6 +25,7 @@ import numpy as np
 
 from . import layout
 
+NORMALIZE = ("none", "body", "hands", "auto")
 # The compact point set: pose landmarks 0-24 (upper body down to the hips), face key points, both hands.
 POSE_UPPER = tuple(range(25))
 HAND_POINTS = layout.COMPONENTS["left_hand"].landmarks
@@ -85,12 +86,17 @@ def body_frame(frames: np.ndarray) -> tuple[np.ndarray, float]:
 @dataclass
 class Preprocess:
     """How raw `(T, 1662)` keypoints become model input `(T', features)`. The defaults are the reference:
-    every raw value, padded to the longest training sequence."""
+    every raw value, padded to the longest training sequence.
+
+    `parts` are the layout parts the model reads (all four by default); the others never reach it, so a
+    model trained on hands only predicts from full Holistic keypoints by reading their hands.
+    """
 
     features: str = "all"  # a layout subset name ("all", "pose_hands", "hands", "pose") or "compact"
+    parts: tuple[str, ...] = layout.PARTS
     max_frames: int | None = None  # longer sequences keep their first max_frames frames (the reference)
     padding: str = "post"  # where zeros go when a batch is padded: "post" or "pre" (Keras's default)
-    normalize: str = "none"  # "none" or "body"
+    normalize: str = "none"  # "none", "body", "hands", or "auto" (body when there is a pose, else hands)
     hand_view: bool = False
     motion: bool = False
     flags: bool = False
@@ -100,16 +106,43 @@ class Preprocess:
     def __post_init__(self) -> None:
         if self.features != "compact" and self.features not in layout.SUBSETS:
             raise ValueError(f"unknown features {self.features!r}; known: compact, {', '.join(layout.SUBSETS)}")
-        if self.normalize not in ("none", "body"):
-            raise ValueError(f"normalize must be 'none' or 'body', got {self.normalize!r}")
+        if self.normalize not in NORMALIZE:
+            raise ValueError(f"normalize must be one of {', '.join(NORMALIZE)}, got {self.normalize!r}")
+        self.parts = layout.check_parts(self.parts)
+        if self.normalize == "body" and "pose" not in self.parts:  # "auto" picks hands then
+            raise ValueError("normalize='body' needs the pose part; these keypoints have "
+                             f"{layout.parts_label(self.parts)}")  # fmt: skip
+        if self.hand_view and not self._hands:
+            raise ValueError(f"hand_view needs a hand part; these keypoints have {layout.parts_label(self.parts)}")
+        if not self._coord_parts:
+            raise ValueError(f"features {self.features!r} use none of the parts {layout.parts_label(self.parts)}")
+
+    @property
+    def _hands(self) -> tuple[str, ...]:
+        return tuple(p for p in ("left_hand", "right_hand") if p in self.parts)
+
+    @property
+    def _coord_parts(self) -> tuple[str, ...]:
+        """The parts whose coordinates are features."""
+        chosen = layout.PARTS if self.features == "compact" else layout.SUBSETS[self.features]
+        return tuple(p for p in chosen if p in self.parts)
+
+    @property
+    def _compact_rows(self) -> np.ndarray:
+        """Rows of COMPACT_INDEX that belong to the parts used."""
+        used = [layout.PARTS.index(p) for p in self._coord_parts]
+        return np.flatnonzero(np.isin(COMPACT_PART_OF, used))
 
     @property
     def num_features(self) -> int:
-        coords = len(COMPACT_INDEX) * 3 if self.features == "compact" else layout.subset_size(self.features)
+        if self.features == "compact":
+            coords = len(self._compact_rows) * 3
+        else:
+            coords = layout.parts_width(self._coord_parts)
         n = coords
-        n += 2 * HAND_POINTS * 3 if self.hand_view else 0
+        n += len(self._hands) * HAND_POINTS * 3 if self.hand_view else 0
         n += coords if self.motion else 0
-        n += len(layout.PARTS) if self.flags else 0
+        n += len(self.parts) if self.flags else 0
         return n
 
     @property
@@ -122,7 +155,8 @@ class Preprocess:
         if self.resample is not None and len(keypoints) > self.resample:
             keypoints = resample(keypoints, self.resample)
         if self.is_reference:
-            x = keypoints if self.features == "all" else layout.select(keypoints, self.features)
+            parts = self._coord_parts
+            x = keypoints if parts == layout.PARTS else layout.take(keypoints, parts)
         else:
             x = self._features(keypoints)
         if self.max_frames is not None and len(x) > self.max_frames:
@@ -134,33 +168,57 @@ class Preprocess:
         if self.fill_gaps:
             frames = fill_gaps(frames, self.fill_gaps)
         present = layout.presence(frames)  # (T, 4)
-        if self.normalize == "body":
+        normalize = self.resolved_normalize
+        if normalize == "body":
             frames = normalize_body(frames)
+        elif normalize == "hands":
+            frames = normalize_hands(frames)
         if self.features == "compact":
-            coords = frames[:, COMPACT_INDEX].reshape(len(frames), -1)
-            coord_present = np.repeat(present[:, COMPACT_PART_OF], 3, axis=1)
+            rows = self._compact_rows
+            coords = frames[:, COMPACT_INDEX[rows]].reshape(len(frames), -1)
+            coord_present = np.repeat(present[:, COMPACT_PART_OF[rows]], 3, axis=1)
         else:
-            coords = layout.select(frames, self.features)
+            coords = layout.take(frames, self._coord_parts)
             coord_present = np.concatenate([np.repeat(present[:, [layout.PARTS.index(c)]], layout.COMPONENTS[c].size, 1)
-                                            for c in layout.subset_components(self.features)], axis=1)  # fmt: skip
+                                            for c in self._coord_parts], axis=1)  # fmt: skip
         views = [coords]
         if self.hand_view:
-            views.append(hand_relative(frames))
+            views.append(hand_relative(frames, self._hands))
         if self.motion:
             d = np.zeros_like(coords)
             both = coord_present[1:] & coord_present[:-1]
             d[1:] = np.where(both, coords[1:] - coords[:-1], 0.0)
             views.append(d)
         if self.flags:
-            views.append(present.astype(np.float32))
+            views.append(present[:, [layout.PARTS.index(p) for p in self.parts]].astype(np.float32))
         return np.concatenate(views, axis=1)
+
+    @property
+    def resolved_normalize(self) -> str:
+        if self.normalize == "auto":
+            return "body" if "pose" in self.parts else "hands"
+        return self.normalize
+
+    def for_parts(self, available: tuple[str, ...]) -> Preprocess:
+        """The same preprocessing restricted to the parts the data has (a recipe written for Holistic keypoints,
+        applied to a hands-only store), with `auto` choices made; errors when nothing it reads is there."""
+        parts = tuple(p for p in self.parts if p in available)
+        if not parts:
+            raise ValueError(f"the data has only {layout.parts_label(available)}, none of the parts this model reads "
+                             f"({layout.parts_label(self.parts)})")  # fmt: skip
+        d = {**self.to_dict(), "parts": parts}
+        if self.normalize == "auto":
+            d["normalize"] = "body" if "pose" in parts else "hands"
+        if d["hand_view"] and not any(p.endswith("hand") for p in parts):
+            d["hand_view"] = False
+        return Preprocess(**d)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocess:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        return cls(**{k: tuple(v) if k == "parts" else v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 def _point_views(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -184,16 +242,42 @@ def _affine_xy(frames: np.ndarray, fn, z_scale: float = 1.0) -> np.ndarray:
     return out
 
 
+def hands_frame(frames: np.ndarray) -> tuple[np.ndarray, float]:
+    """A centre (x, y) and scale from the hands alone, for data without a body: the median over the frames of
+    the mean of the hand points present, and the median hand size (wrist to the farthest point) times 4
+    (about a shoulder width). Missing hands in many frames are fine; with no hand at all, (0, 0) and 1."""
+    pts, sizes = [], []
+    for name in ("left_hand", "right_hand"):
+        h = layout.part(frames, name)[..., :2]
+        found = np.any(h != 0, axis=(1, 2))
+        if found.any():
+            pts.append(h[found].reshape(-1, 2))
+            sizes.append(np.linalg.norm(h[found] - h[found][:, :1], axis=-1).max(axis=1))
+    if not pts:
+        return np.zeros(2, np.float32), 1.0
+    centre = np.median(np.concatenate(pts), axis=0)
+    scale = float(np.median(np.concatenate(sizes))) * 4.0
+    return centre.astype(np.float32), scale if scale > 1e-6 else 1.0
+
+
+def normalize_hands(frames: np.ndarray) -> np.ndarray:
+    """x, y relative to where the hands are over the clip, divided by their size; z divided by it too. The
+    position of each hand within the clip (and relative to the other) is kept; missing parts stay zero."""
+    centre, scale = hands_frame(frames)
+    return _affine_xy(frames, lambda xy: (xy - centre) / scale, z_scale=1.0 / scale)
+
+
 def normalize_body(frames: np.ndarray) -> np.ndarray:
     """x, y relative to the body centre and z, all divided by the shoulder width; missing parts stay zero."""
     centre, scale = body_frame(frames)
     return _affine_xy(frames, lambda xy: (xy - centre) / scale, z_scale=1.0 / scale)
 
 
-def hand_relative(frames: np.ndarray) -> np.ndarray:
-    """`(T, 126)`: each hand's points minus its wrist, divided by the hand's size (wrist to the farthest point)."""
+def hand_relative(frames: np.ndarray, hands: tuple[str, ...] = ("left_hand", "right_hand")) -> np.ndarray:
+    """`(T, 63 per hand)`: each hand's points minus its wrist, divided by the hand's size (wrist to the farthest
+    point); zeros where the hand is missing."""
     views = []
-    for name in ("left_hand", "right_hand"):
+    for name in hands:
         h = layout.part(frames, name)[..., :3]
         rel = h - h[:, :1]
         size = np.linalg.norm(rel[..., :2], axis=-1).max(axis=1, keepdims=True)[..., None]

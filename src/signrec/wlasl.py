@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import threading
 import time
@@ -23,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .download import DownloadError, FetchConfig, HostLimiter, Missing, Progress, check_video, download
-from .io import atomic_write_text, read_csv_rows, write_csv_atomic
+from .io import atomic_write_text, gloss_folder, read_csv_rows, write_csv_atomic
 from .video import FrameRange, VideoError, count_frames, iter_frames, probe, write_video
 
 METADATA_URL = "https://raw.githubusercontent.com/dxli94/WLASL/master/start_kit/WLASL_v0.3.json"
@@ -36,6 +35,10 @@ MANIFEST_FIELDS = [
     "id", "video_id", "gloss", "split", "signer_id", "frame_start", "frame_end", "trimmed", "status", "error",
     "path", "frames", "url", "source", "bbox", "fps",
 ]  # fmt: skip
+
+
+# WLASL's official vocabularies: the first N glosses (nslt_N.json).
+SUBSETS = (100, 300, 1000, 2000)
 
 
 class MetadataError(ValueError):
@@ -67,14 +70,6 @@ class Instance:
 
     def clip_path(self, out: str | os.PathLike) -> Path:
         return Path(out) / self.folder / f"{self.video_id}.mp4"
-
-
-def gloss_folder(gloss: str) -> str:
-    """A safe folder name for a gloss: "thank you" -> "thank_you", "don't want" -> "don_t_want"."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", gloss.strip()).strip("._")
-    if not name:
-        name = "gloss_" + hashlib.sha1(gloss.encode()).hexdigest()[:8]
-    return name
 
 
 def load_metadata(path: str | os.PathLike) -> dict[str, list[Instance]]:
@@ -145,8 +140,8 @@ def select(meta: dict[str, list[Instance]], glosses: Iterable[str] | None = None
     """Instances of the named glosses (default: the reference four), or of the first `top` glosses
     (WLASL100/300/1000/2000, as in the official nslt_N.json files)."""
     if top is not None:
-        if not 1 <= top <= len(meta):
-            raise MetadataError(f"--top must be between 1 and {len(meta)}, got {top}")
+        if top not in SUBSETS:
+            raise MetadataError(f"--top must be one of WLASL's subsets {', '.join(map(str, SUBSETS))}, got {top}")
         names = list(meta)[:top]
     else:
         names = [g.strip() for g in (glosses or REFERENCE_GLOSSES) if g.strip()]

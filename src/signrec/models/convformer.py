@@ -13,17 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-
-def valid_mask(lengths: torch.Tensor | None, batch: int, steps: int, device: torch.device) -> torch.Tensor:
-    """(batch, steps) bool, True on real frames."""
-    if lengths is None:
-        return torch.ones(batch, steps, dtype=torch.bool, device=device)
-    return torch.arange(steps, device=device).unsqueeze(0) < lengths.to(device).unsqueeze(1)
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    m = mask.unsqueeze(-1).to(x.dtype)
-    return (x * m).sum(1) / m.sum(1).clamp(min=1.0)
+from ..batching import full_mask, left_align, masked_mean
 
 
 @dataclass
@@ -59,6 +49,48 @@ class ConvBlock(nn.Module):
         return x + self.drop(y) * mask.unsqueeze(-1)
 
 
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with key padding, written with `scaled_dot_product_attention` and shapes read
+    from the input, so that an ONNX export keeps a dynamic time axis (nn.MultiheadAttention's traced graph fixes
+    the length it was traced with). Parameters are named as nn.MultiheadAttention's."""
+
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        self.heads, self.dropout = heads, dropout
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        batch, steps, dim = x.shape
+        q, k, v = nn.functional.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+        split = lambda t: t.reshape(batch, steps, self.heads, dim // self.heads).transpose(1, 2)
+        y = nn.functional.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=mask[:, None, None, :],
+                                                       dropout_p=self.dropout if self.training else 0.0)  # fmt: skip
+        return self.out_proj(y.transpose(1, 2).reshape(batch, steps, dim))
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm transformer encoder layer (attention, then a GELU feed-forward), the same function and parameter
+    names as `nn.TransformerEncoderLayer(norm_first=True, activation="gelu", batch_first=True)`."""
+
+    def __init__(self, dim: int, heads: int, hidden: int, dropout: float):
+        super().__init__()
+        self.self_attn = SelfAttention(dim, heads, dropout)
+        self.linear1, self.linear2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.dropout, self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """`x (batch, time, dim)`, `mask (batch, time)` True on real frames (padded ones are never attended to)."""
+        x = x + self.dropout1(self.self_attn(self.norm1(x), mask))
+        return x + self.dropout2(self.linear2(self.dropout(nn.functional.gelu(self.linear1(self.norm2(x))))))
+
+
 class Convformer(nn.Module):
     def __init__(self, config: ConvformerConfig):
         super().__init__()
@@ -68,20 +100,17 @@ class Convformer(nn.Module):
         blocks: list[nn.Module] = []
         for _ in range(config.stages):
             blocks += [ConvBlock(d, config.kernel, config.dropout) for _ in range(config.convs)]
-            blocks.append(nn.TransformerEncoderLayer(d, config.heads, 2 * d, config.dropout, activation="gelu",
-                                                     batch_first=True, norm_first=True))  # fmt: skip
+            blocks.append(EncoderLayer(d, config.heads, 2 * d, config.dropout))
         self.blocks = nn.ModuleList(blocks)
         self.norm = nn.LayerNorm(d)
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(d, config.num_classes))
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        mask = valid_mask(lengths, x.shape[0], x.shape[1], x.device)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`x (batch, time, features)`, `mask (batch, time)` True on real frames -> `(batch, classes)` logits."""
+        mask = full_mask(x) if mask is None else mask
         h = self.stem(x) * mask.unsqueeze(-1)
         for block in self.blocks:
-            if isinstance(block, ConvBlock):
-                h = block(h, mask)
-            else:
-                h = block(h, src_key_padding_mask=~mask)
+            h = block(h, mask)
         return self.head(masked_mean(self.norm(h), mask))
 
 
@@ -106,12 +135,17 @@ class BiGRU(nn.Module):
         self.score = nn.Linear(2 * config.hidden, 1)
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(2 * config.hidden, config.num_classes))
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        batch, steps, _ = x.shape
-        mask = valid_mask(lengths, batch, steps, x.device)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`x (batch, time, features)`, `mask (batch, time)` True on real frames -> `(batch, classes)` logits."""
+        steps = x.shape[1]
+        if mask is not None:
+            x, lengths = left_align(x, mask)
+            mask = torch.arange(steps, device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
+        else:
+            mask = full_mask(x)
         h = self.stem(x)
-        if lengths is not None:
-            packed = nn.utils.rnn.pack_padded_sequence(h, lengths.cpu().clamp(min=1), batch_first=True,
+        if not bool(mask.all()):
+            packed = nn.utils.rnn.pack_padded_sequence(h, mask.sum(1).cpu().clamp(min=1), batch_first=True,
                                                        enforce_sorted=False)  # fmt: skip
             h, _ = nn.utils.rnn.pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=steps)
         else:

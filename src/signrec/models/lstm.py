@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .. import layout
+from ..batching import last_valid, left_align
 
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
 
@@ -165,37 +166,6 @@ class ScratchLSTM(nn.Module):
         return f"{self.input_size}, {self.hidden_size}, activation={self.activation}"
 
 
-def last_valid(outputs: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-    """`(batch, hidden)`: each sequence's output at its true last frame (the final step when no lengths)."""
-    if lengths is None:
-        return outputs[:, -1]
-    index = (lengths.to(outputs.device).long() - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, outputs.shape[-1])
-    return outputs.gather(1, index).squeeze(1)
-
-
-def pad_batch(
-    sequences: list[torch.Tensor], side: str = "post", total: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad `(T_i, F)` tensors with zeros to `(batch, T, F)`, T = `total` or the longest; returns (padded, lengths).
-
-    With `side="pre"` the zeros go first (Keras's default), so the final step is each sequence's last frame.
-    """
-    if side not in ("pre", "post"):
-        raise ValueError(f"padding side must be 'pre' or 'post', got {side!r}")
-    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
-    steps = max(int(lengths.max()), total or 0)
-    if bool((lengths == steps).all()):  # nothing to pad (one live window, or a fixed-length batch)
-        return torch.stack(sequences), lengths
-    padded = sequences[0].new_zeros(len(sequences), steps, sequences[0].shape[-1])
-    time = torch.arange(steps).unsqueeze(0)  # (1, T)
-    if side == "post":
-        mask = time < lengths.unsqueeze(1)
-    else:
-        mask = time >= (steps - lengths).unsqueeze(1)
-    padded[mask] = torch.cat(sequences)  # rows in sequence order, time order
-    return padded, lengths
-
-
 @dataclass
 class LSTMConfig:
     """The reference architecture: LSTM 64 -> 128 -> 64, Dense 64 -> 32 -> classes."""
@@ -233,8 +203,15 @@ class LSTMClassifier(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`x (batch, time, features)`, `mask (batch, time)` True on real frames -> `(batch, classes)` logits."""
+        if self.config.read == "final":  # the seed's way: every step, padding included, and the final one read
+            for lstm in self.lstms:
+                x = lstm(x)
+            return self.head(x[:, -1])
+        lengths = None
+        if mask is not None:
+            x, lengths = left_align(x, mask)  # the recurrence then never sees padding before a real frame
         for lstm in self.lstms:
             x = lstm(x)  # (batch, time, units)
-        last = last_valid(x, lengths if self.config.read == "last_valid" else None)
-        return self.head(last)  # (batch, classes) logits
+        return self.head(x[:, -1] if lengths is None else last_valid(x, lengths))

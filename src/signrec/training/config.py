@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+# What does not change the result (how it is shown or scheduled on the machine), left out of fingerprints.
+RUNTIME_FIELDS = ("progress", "threads", "max_minutes", "devices", "strategy", "num_nodes")
+
 
 @dataclass
 class TrainConfig:
     """Adam + cross-entropy, early stopping on the validation split only (the reference's defaults); the
-    optimiser, weight decay, label smoothing, learning-rate schedule and gradient clipping are switches."""
+    optimiser, weight decay, label smoothing, learning-rate schedule and gradient clipping are switches.
+
+    `max_epochs` also sets the length of the cosine schedule; `max_minutes` only stops training (gracefully,
+    keeping the best model) when time is up, so a time cap never squeezes the schedule.
+    """
 
     max_epochs: int = 2000
     patience: int = 100  # epochs without a better validation loss before stopping
@@ -21,6 +28,11 @@ class TrainConfig:
     warmup_epochs: int = 5
     grad_clip: float = 0.0  # 0 = off
     seed: int = 0
+    max_minutes: float | None = None  # stop gracefully after this long (the best model so far is kept)
+    threads: int | None = None  # torch threads; None = measured at the start (see training.threads)
+    devices: int = 1  # processes/devices for data-parallel training (torch)
+    strategy: str = "auto"  # Lightning strategy: auto, ddp, ...
+    num_nodes: int = 1
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -28,9 +40,18 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
         if self.schedule not in ("none", "cosine"):
             raise ValueError(f"schedule must be 'none' or 'cosine', got {self.schedule!r}")
+        for name in ("max_epochs", "patience", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def result_settings(self) -> dict:
+        """The settings that change the trained model (for fingerprints)."""
+        return {k: v for k, v in asdict(self).items() if k not in RUNTIME_FIELDS}
 
-HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
+
+HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]

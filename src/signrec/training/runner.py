@@ -1,23 +1,41 @@
-"""`signrec train` and `signrec compare`: data -> split -> model -> self-describing checkpoint in a run folder."""
+"""`signrec train`: store -> split -> model -> self-describing checkpoint in a run folder.
+
+A run folder holds split.json, history.csv, the checkpoint (model.pt or model.keras, with its card) and
+run.json, which records a fingerprint of the settings, the data and the split. Training into a folder that
+holds a run with the same fingerprint reuses it when it finished and resumes it when it was interrupted; a run
+with a different fingerprint is never reused silently: it is an error unless `force` replaces it.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
+import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..checkpoint import KERAS_NAME, TORCH_NAME, Card, save_keras, save_torch
-from ..data import Dataset, load_dataset, load_split, make_split, save_split
 from ..io import atomic_write_json
 from ..models import build_model, make_config
-from ..transforms import Augment, Preprocess
+from ..presets import Recipe
+from ..splits import SPLIT_NAME, Split, filter_store, make_split
+from ..store import KeypointStore, open_store
 from .config import TrainConfig
+from .stop import Interrupted
 
 FRAMEWORKS = ("torch", "keras")
-SPLIT_NAME = "split.json"
+RUN_NAME = "run.json"
+# What a run folder may hold; `force` removes these (and nothing else) before training anew.
+RUN_FILES = (RUN_NAME, SPLIT_NAME, "history.csv", TORCH_NAME, KERAS_NAME, "last.keras", "lightning", "tensorboard")
+
+
+class RunConflict(ValueError):
+    """The run folder holds a run made with other settings or data."""
 
 
 @dataclass
@@ -33,6 +51,16 @@ class TrainResult:
     seconds: float
     val_acc: float
     split: str
+    stopped: str = ""
+    status: str = "finished"  # finished or interrupted
+    fingerprint: str = ""
+    reused: bool = False
+    threads: dict = field(default_factory=dict)
+
+    def line(self) -> str:
+        how = "reused (same settings and data)" if self.reused else f"stopped by {self.stopped}"
+        return (f"{self.framework}/{self.model}: {self.parameters:,} parameters, {self.epochs} epochs (best "
+                f"{self.best_epoch}), val accuracy {self.val_acc:.1%}, {self.seconds_per_epoch:.2f} s/epoch; {how}")  # fmt: skip
 
 
 def count_parameters(model: object) -> int:
@@ -41,93 +69,153 @@ def count_parameters(model: object) -> int:
     return sum(p.numel() for p in model.parameters())  # type: ignore[attr-defined]
 
 
-def prepare_split(ds: Dataset, out: Path, seed: int, split_file: str | os.PathLike | None) -> tuple[dict, str]:
-    """The split to use: an explicit file, the one saved in the run folder, or a new one (then saved)."""
-    if split_file is not None:
-        split, how = load_split(split_file)
-    elif (out / SPLIT_NAME).exists():
-        split, how = load_split(out / SPLIT_NAME)
-    else:
-        split, how = make_split(ds, seed)
-    save_split(out / SPLIT_NAME, split, how)
-    return split, how
+def fingerprint(framework: str, recipe: Recipe, store: KeypointStore, split: Split) -> dict:
+    """What a run is keyed by: settings, data and split, each hashed."""
+    settings = json.dumps({"framework": framework, **recipe.settings()}, sort_keys=True, default=str)
+    parts = {"settings": hashlib.sha256(settings.encode()).hexdigest()[:16], "data": store.fingerprint(),
+             "split": split.fingerprint()}  # fmt: skip
+    return {**parts, "id": hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16],
+            "detail": json.loads(settings)}  # fmt: skip
+
+
+def read_run(out: str | os.PathLike) -> dict | None:
+    path = Path(out) / RUN_NAME
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def _differences(old: dict, new: dict) -> str:
+    """What changed between two fingerprints, in words."""
+    changed = []
+    if old.get("data") != new["data"]:
+        changed.append("the data")
+    if old.get("split") != new["split"]:
+        changed.append("the split")
+    a, b = old.get("detail", {}), new["detail"]
+
+    def walk(x: object, y: object, where: str) -> None:
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in sorted(set(x) | set(y)):
+                walk(x.get(k), y.get(k), f"{where}.{k}" if where else k)
+        elif x != y:
+            changed.append(f"{where.split('.')[-1]} {x} -> {y}")
+
+    walk(a, b, "")
+    return ", ".join(changed[:8]) or "the settings"
+
+
+def check_run_folder(out: Path, fp: dict, force: bool) -> str:
+    """`new`, `reuse` or `resume` for a run folder; a different run there is an error unless `force`."""
+    old = read_run(out)
+    if old is None:
+        return "new"
+    if old.get("fingerprint", {}).get("id") == fp["id"]:
+        return "reuse" if old.get("status") == "finished" else "resume"
+    if not force:
+        raise RunConflict(f"{out} holds a run made differently ({_differences(old.get('fingerprint', {}), fp)}); "
+                          f"use another --out, or --force to replace it")  # fmt: skip
+    for name in RUN_FILES:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    return "new"
+
+
+def _result_from(run: dict) -> TrainResult:
+    fields = {k: v for k, v in run.items() if k in TrainResult.__dataclass_fields__}
+    fields["fingerprint"] = run.get("fingerprint", {}).get("id", "")
+    return TrainResult(**fields)
 
 
 def train(
-    data: str | os.PathLike,
+    data: str | os.PathLike | KeypointStore,
     out: str | os.PathLike,
+    recipe: Recipe,
     framework: str = "torch",
-    model: str = "lstm",
-    model_options: dict | None = None,
-    config: TrainConfig | None = None,
-    preprocess: Preprocess | None = None,
-    split_file: str | os.PathLike | None = None,
-    dataset: Dataset | None = None,
-    augment: Augment | None = None,
+    split: str | Split = "auto",
+    where: list[str] | str | None = None,
+    force: bool = False,
+    log=print,
 ) -> TrainResult:
-    """Train one model on a keypoint folder and write a run folder:
-    split.json, history.csv, model.pt or model.keras (self-describing), run.json.
+    """Train one model on a store (path or opened) and write a run folder; see the module docstring.
 
-    `augment` (PyTorch only) changes the raw training sequences anew every epoch; validation and test data
-    are never augmented."""
+    Raises `training.lightning.Interrupted` when a signal stopped training, after the best model so far has been
+    saved as a usable run (the same call resumes it)."""
     if framework not in FRAMEWORKS:
         raise ValueError(f"unknown framework {framework!r}; known: {', '.join(FRAMEWORKS)}")
-    if framework == "keras" and model != "lstm":
-        raise ValueError(f"the Keras baseline is the reference LSTM only; model {model!r} needs --framework torch")
-    if framework == "keras" and augment is not None:
-        raise ValueError("augmentation is for the PyTorch path (--framework torch)")
-    config = config or TrainConfig()
+    if framework == "keras" and recipe.model != "lstm":
+        raise ValueError(f"the Keras baseline is the reference LSTM only; model {recipe.model!r} needs --framework torch")
     out = Path(out)
+    store = filter_store(open_store(data), where)
+    labels = store.glosses
+    if len(labels) < 2:
+        raise ValueError(f"{store.root}: need at least two glosses to train a classifier, found {labels}")
+    chosen = split if isinstance(split, Split) else make_split(store, split, recipe.config.seed)
+    fp = fingerprint(framework, recipe, store, chosen)
+    state = check_run_folder(out, fp, force)
+    if state == "reuse":
+        return _result_from({**read_run(out), "reused": True})  # type: ignore[dict-item]
     out.mkdir(parents=True, exist_ok=True)
-    ds = dataset or load_dataset(data)
-    labels = ds.glosses
-    split, how = prepare_split(ds, out, config.seed, split_file)
-    pre = preprocess or Preprocess()
-    train_s, val_s = ds.subset(split["train"]), ds.subset(split["val"])
+    chosen.save(out / SPLIT_NAME)
+    pre = recipe.preprocess.for_parts(store.parts)
+    train_clips, val_clips = store.subset(chosen.train), store.subset(chosen.val)
+    if not train_clips or not val_clips:
+        raise ValueError(f"{store.root}: the split {chosen.how} leaves {len(train_clips)} training and "
+                         f"{len(val_clips)} validation clips; both must have some")  # fmt: skip
+    frames = [c.frames for c in train_clips]
     if pre.max_frames is None and pre.is_reference:  # the reference pads to the longest training sequence
-        pre = Preprocess(**{**pre.to_dict(), "max_frames": max(len(s.keypoints) for s in train_s)})
+        pre = type(pre)(**{**pre.to_dict(), "max_frames": max(frames)})
     index = {g: i for i, g in enumerate(labels)}
-
-    def targets(samples: list) -> np.ndarray:
-        return np.array([index[s.gloss] for s in samples], dtype=np.int64)
-
-    def xy(samples: list) -> tuple[list[np.ndarray], np.ndarray]:
-        return [pre(s.keypoints) for s in samples], targets(samples)
-
-    opts = {"num_classes": len(labels), "input_size": pre.num_features, **(model_options or {})}
-    model_config = make_config(model, **opts)
+    targets = lambda clips: np.array([index[c.gloss] for c in clips], dtype=np.int64)
+    opts = {"num_classes": len(labels), "input_size": pre.num_features, **recipe.model_options}
+    model_config = make_config(recipe.model, **opts)
+    config: TrainConfig = recipe.config
+    atomic_write_json(out / RUN_NAME, {"status": "running", "fingerprint": fp, "run": str(out)})
+    if state == "resume":
+        log(f"resuming the interrupted run in {out}")
     t0 = time.perf_counter()
+    train_xy, val_xy = (train_clips, targets(train_clips)), (val_clips, targets(val_clips))
     if framework == "torch":
         from .lightning import fit
 
         fixed = pre.max_frames if getattr(model_config, "read", "") == "final" else None
-        if augment is not None:
-            raw = ([s.keypoints for s in train_s], targets(train_s))
-            net, history, summary = fit(build_model(model, model_config), raw, xy(val_s), config, out, pre.padding,
-                                        fixed, transform=lambda x, rng: pre(augment(x, rng)))  # fmt: skip
-        else:
-            net, history, summary = fit(build_model(model, model_config), xy(train_s), xy(val_s), config, out,
-                                        pre.padding, fixed)  # fmt: skip
+        net, history, summary = fit(build_model(recipe.model, model_config), store, train_xy, val_xy, config, out, pre,
+                                    recipe.augment, pre.padding, fixed, resume=state == "resume")  # fmt: skip
         ckpt = out / TORCH_NAME
     else:
         from .keras_train import fit as keras_fit
 
-        net, history, summary = keras_fit(model_config, xy(train_s), xy(val_s), config, out, pre.max_frames,
-                                          pre.padding)  # fmt: skip
+        net, history, summary = keras_fit(model_config, store, train_xy, val_xy, config, out, pre, pre.max_frames,
+                                          pre.padding, recipe.augment, resume=state == "resume")  # fmt: skip
         ckpt = out / KERAS_NAME
     seconds = time.perf_counter() - t0
-    best = history.rows[summary["best_epoch"] - 1] if history.rows else {}
+    best = history.best
+    interrupted = summary.get("signal") is not None
     card = Card(
-        framework=framework, model=model, model_config=asdict(model_config), labels=labels,
+        framework=framework, model=recipe.model, model_config=asdict(model_config), labels=labels,
         preprocess=pre.to_dict(),
-        training={**config.to_dict(), **summary, "split": how, "data": str(data), "val_acc": best.get("val_acc"),
-                  "augment": augment.to_dict() if augment is not None else None},
+        training={**config.to_dict(), **summary, "recipe": recipe.name, "split": chosen.how, "data": str(store.root),
+                  "where": where, "val_acc": best.get("val_acc"), "frames_median": float(statistics.median(frames)),
+                  "frames_max": max(frames), "augment": recipe.augment.to_dict() if recipe.augment else None,
+                  "status": "interrupted" if interrupted else "finished"},
     )  # fmt: skip
     (save_torch if framework == "torch" else save_keras)(ckpt, net, card)
     result = TrainResult(
-        run=str(out), checkpoint=str(ckpt), framework=framework, model=model, parameters=count_parameters(net),
+        run=str(out), checkpoint=str(ckpt), framework=framework, model=recipe.model, parameters=count_parameters(net),
         epochs=summary["epochs"], best_epoch=summary["best_epoch"], seconds_per_epoch=summary["seconds_per_epoch"],
-        seconds=seconds, val_acc=float(best.get("val_acc", float("nan"))), split=how,
+        seconds=seconds, val_acc=float(best.get("val_acc", float("nan"))), split=chosen.how,
+        stopped=summary["stopped"], status=card.training["status"], fingerprint=fp["id"],
+        threads=summary.get("threads", {}),
     )  # fmt: skip
-    atomic_write_json(out / "run.json", {**asdict(result), "card": {k: v for k, v in asdict(card).items()}})
+    atomic_write_json(out / RUN_NAME, {**asdict(result), "fingerprint": fp, "card": asdict(card)})
+    if interrupted:
+        raise Interrupted(summary["signal"], f"training stopped by {summary['stopped']} after {result.epochs} epochs; "
+                          f"the best model so far (epoch {result.best_epoch}, val accuracy {result.val_acc:.1%}) is "
+                          f"saved in {ckpt}. Run the same command again to resume.")  # fmt: skip
     return result

@@ -1,0 +1,102 @@
+"""Choosing how many CPU threads (and data-loading workers) training uses, by measuring, not by luck.
+
+PyTorch's default (one thread per core) is fast on an idle machine, but on a small CPU that is also busy
+(keypoint extraction, a second job) its threads wait for each other and an epoch can take several times as
+long as with one thread. So before training, a few real training steps are timed at each candidate thread
+count, on the machine as it is now, and the fastest wins; so is the time to load and preprocess a batch, to
+decide whether a background data worker pays. `--threads N` skips the measurement.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+STEPS = 3  # timed training steps per candidate (after one warm-up step)
+
+
+@dataclass
+class ThreadChoice:
+    threads: int
+    workers: int  # DataLoader worker processes (0: batches are made in the training process)
+    measured: dict[str, float] = field(default_factory=dict)  # candidate -> seconds per step (median)
+    data_seconds: float = 0.0  # seconds to read, augment and preprocess one batch
+    how: str = "measured"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def set_interop_threads(n: int = 1) -> None:
+    """Inter-op threads (parallel independent operators) help little for these models; PyTorch allows
+    setting them only before its first parallel work, so this is called early and is harmless later."""
+    import torch
+
+    try:
+        torch.set_num_interop_threads(n)
+    except RuntimeError:
+        pass
+
+
+def _time_steps(step: Callable[[], None], threads: int) -> float:
+    import torch
+
+    torch.set_num_threads(threads)
+    step()  # warm-up (and TorchScript's first compile)
+    times = []
+    for _ in range(STEPS):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def choose(model: Any, batch: tuple, loss_fn: Callable, make_batch: Callable[[], Any] | None = None,
+           fixed: int | None = None) -> ThreadChoice:  # fmt: skip
+    """Pick threads and workers for training `model` on batches like `batch` = (x, mask, y).
+
+    A deep copy of the model takes the timed steps, so training starts from the same weights either way.
+    `make_batch` builds one batch from the data (read + augment + preprocess + pad), timed to see whether a
+    background worker would hide it.
+    """
+    import torch
+
+    set_interop_threads(1)
+    n = cores()
+    data = 0.0
+    if make_batch is not None:
+        t = time.perf_counter()
+        make_batch()
+        data = time.perf_counter() - t
+    if fixed is not None:
+        torch.set_num_threads(fixed)
+        return ThreadChoice(fixed, 0, {}, data, "given")
+    probe = copy.deepcopy(model).train()
+    opt = torch.optim.SGD(probe.parameters(), lr=0.0)
+    x, mask, y = batch
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss_fn(probe(x, mask), y).backward()
+
+    candidates = sorted({1, n})
+    measured = {str(c): _time_steps(step, c) for c in candidates}
+    threads = int(min(measured, key=measured.get))
+    compute = measured[str(threads)]
+    # A worker process runs beside training: it pays when there is a core left for it and the batch takes a
+    # noticeable share of a step to make.
+    workers = 1 if n > threads and data > 0.2 * compute else 0
+    torch.set_num_threads(threads)
+    return ThreadChoice(threads, workers, measured, data)

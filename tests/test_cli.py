@@ -1,0 +1,69 @@
+"""The command line: mistakes are caught before any heavy import or work, help shows defaults and examples."""
+
+import subprocess
+import sys
+
+import pytest
+
+from signrec.cli import COMMANDS, main
+
+HEAVY = ("torch", "mediapipe", "keras", "lightning", "cv2", "jax", "sklearn")
+
+
+def _run_in_fresh_process(args: list[str]) -> tuple[int, str, list[str]]:
+    """Exit status, stderr and the heavy modules imported, for `signrec ARGS` in a new interpreter."""
+    code = ("import sys, json; from signrec.cli import main; rc = main(json.loads(sys.argv[1])); "
+            f"print(json.dumps([rc, [m for m in {HEAVY!r} if m in sys.modules]]))")  # fmt: skip
+    import json
+
+    p = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True, timeout=120, check=False)
+    rc, heavy = json.loads(p.stdout.strip().splitlines()[-1])
+    return rc, p.stderr, heavy
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["extract", "{data}/videos/clips/68011.mp4", "--out", "{tmp}/kp", "--metadata", "/nonexistent.csv"], "/nonexistent.csv"),
+    (["extract", "/nonexistent", "--out", "{tmp}/kp"], "/nonexistent"),
+    (["run", "--videos", "/nonexistent", "--out", "{tmp}/run"], "/nonexistent"),
+    (["run", "--keypoints", "{data}/keypoints/webcam", "--models", "best,gpt", "--out", "{tmp}/run"], "gpt"),
+    (["run", "--keypoints", "{data}/keypoints/webcam", "--split", "random", "--out", "{tmp}/run"], "random"),
+    (["train", "/nonexistent", "--out", "{tmp}/run"], "/nonexistent"),
+    (["train", "{data}/keypoints/wlasl-b", "--out", "{tmp}/run", "--split", "/no/split.json"], "/no/split.json"),
+    (["evaluate", "/no/run"], "/no/run"),
+    (["evaluate", "{tmp}", "--data", "{data}/keypoints/wlasl-b"], "not a finished run"),
+    (["predict", "{tmp}/model.pt", "clip.mp4"], "model.pt"),
+    (["export", "{tmp}/keras/model.keras", "--onnx", "{tmp}/m.onnx"], "PyTorch checkpoints"),
+    (["live", "/no/run", "--source", "0"], "/no/run"),
+    (["data", "import", "/nonexistent", "--out", "{tmp}/kp"], "/nonexistent"),
+    (["data", "import", "{data}/keypoints/webcam", "--out", "{tmp}/kp", "--alias", "thankyou"], "SOURCE=GLOSS"),
+])  # fmt: skip
+def test_a_wrong_path_or_choice_fails_at_once_and_leaves_nothing(args, named, data_dir, tmp_path):
+    """Issue 11.5: these used to run without a word, fail after seconds, or leave an output folder behind."""
+    (tmp_path / "keras").mkdir()
+    (tmp_path / "keras" / "model.keras").write_bytes(b"PK")  # looks like a Keras checkpoint; refused by its kind
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    args = [a.format(data=data_dir, tmp=tmp_path) for a in args]
+    rc, err, heavy = _run_in_fresh_process(args)
+    assert rc == 2, err
+    assert named in err and "error" in err
+    assert heavy == [], f"imported {heavy} before refusing"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing created
+
+
+def test_every_command_has_help_with_defaults_and_an_example(capsys):
+    """Issue 13.10: help without defaults or examples (data import had none)."""
+    helps = [[name] for name in COMMANDS] + [["data", "import"], ["data", "wlasl"]]
+    for words in helps:
+        with pytest.raises(SystemExit) as e:
+            main([*words, "--help"])
+        assert e.value.code == 0
+        text = capsys.readouterr().out
+        assert "example" in text, words
+        if words not in (["data"],):
+            assert "(default:" in text, words
+
+
+def test_top_accepts_only_wlasls_subsets(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["data", "wlasl", "--top", "50", "--out", "x"])
+    assert e.value.code == 2 and "invalid choice: 50" in capsys.readouterr().err
