@@ -1,6 +1,6 @@
 """Accuracy on the real protocols of ../shared/data/README.md, for the reference models and the best recipe.
 
-    python benchmarks/bench_accuracy.py [--protocol 1 2 3] [--seeds 3] [--recipes ref-tanh ref-relu best]
+    python benchmarks/bench_accuracy.py [--protocol 1 2 3 4 5] [--seeds 3] [--recipes ref-tanh ref-relu best]
                                         [--work work/bench-accuracy]
 
 1. wlasl12 video, end to end: the 115 clips are extracted with signrec (cached in WORK/wlasl12-keypoints), then
@@ -9,10 +9,17 @@
    5-fold cross-validation, with each seed its own fold assignment.
 3. Webcam, signer-independent: leave one signer out over the signers who recorded all three signs (hello,
    thanks, iloveyou).
+4. Hundreds of signs: keypoints/wlasl300-hands, WLASL100 (rows with wlasl100=1) and WLASL300 (all rows), the
+   official train split for training and the official val split for early stopping and the figures (the
+   official test split is withheld); plus a signer-disjoint estimate on WLASL300 (signer folds of train+val).
+5. New people and cameras: train on the webcam signers, test on the 21 GISLR phone signers (hello, thanks), and
+   the other way round; validation is signer-disjoint within the training source.
 
-Every task trains on its training folds only: a stratified 15% of them is the validation split for early
-stopping; the test fold is never looked at before the final evaluation. Each finished task is saved as JSON
-under WORK, so an interrupted run resumes. Prints a Markdown table of mean and spread (std over folds and seeds).
+Every task trains on its training clips only: a stratified 15% of them (signer-disjoint in 5) is the validation
+split for early stopping, unless the protocol says otherwise; the test clips are never looked at before the
+final evaluation. Each finished task is saved as JSON under WORK, keyed by a fingerprint of the recipe, data and
+split, so an interrupted run resumes and a changed recipe is never mixed up with an old result. Prints a Markdown
+table of mean and spread (std over folds and seeds).
 """
 
 from __future__ import annotations
@@ -24,19 +31,20 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np
 from common import machine, markdown_table, require_data
 
-from signrec.checkpoint import load_predictor
-from signrec.data import Dataset, Sample, load_dataset, load_keypoints, save_split
 from signrec.evaluate import compute_metrics
-from signrec.io import atomic_write_json, read_csv_rows
+from signrec.io import atomic_write_json
+from signrec.predict import load_predictor
 from signrec.presets import BEST_PREPROCESS, best, reference
-from signrec.training.runner import train
+from signrec.splits import Split, filter_store, make_split
+from signrec.store import KeypointStore, import_keypoints, open_store
+from signrec.training.runner import fingerprint, train
 
 # The reference is trained as specified (Adam, lr 1e-3, batch 32, early stopping on validation loss) but capped
 # at 300 epochs with patience 40 here, so that the whole table fits in a few CPU hours.
@@ -59,33 +67,51 @@ RECIPES.update(ABLATIONS)
 MAIN_RECIPES = ["ref-tanh", "ref-relu", "best"]
 
 
-def _val_split(samples: list[Sample], seed: int, frac: float = 0.15) -> tuple[list[Sample], list[Sample]]:
-    """Stratified: `frac` of each gloss (at least one when the gloss has 3+ training clips) for validation."""
+@dataclass
+class Task:
+    name: str  # "<kind>-seed<k>-<what>"; kind groups the rows of the table
+    store: KeypointStore  # training data
+    split: Split  # train and val paths of `store` (and test paths, when the test clips are in `store`)
+    seed: int
+    test_store: KeypointStore | None = None  # test clips from another store (cross-dataset)
+
+    @property
+    def kind(self) -> str:
+        return self.name.split("-seed")[0]
+
+    def test(self) -> tuple[KeypointStore, list]:
+        if self.test_store is not None:
+            return self.test_store, self.test_store.clips
+        side = self.split.test or self.split.val
+        return self.store, self.store.subset(side)
+
+
+def _val_split(store: KeypointStore, pool: list[str], test: list[str], seed: int, how: str) -> Split:
+    """A stratified 15% of the training pool for validation (at least one per gloss with 3+ clips)."""
     rng = np.random.default_rng(seed + 1000)
+    by_gloss: dict[str, list[str]] = {}
+    for p in pool:
+        by_gloss.setdefault(store.get(p).gloss, []).append(p)
     train, val = [], []
-    by_gloss: dict[str, list[Sample]] = {}
-    for s in samples:
-        by_gloss.setdefault(s.gloss, []).append(s)
     for g in sorted(by_gloss):
         group = by_gloss[g]
         order = rng.permutation(len(group))
-        n_val = max(1, round(frac * len(group))) if len(group) >= 3 else 0
+        n_val = max(1, round(0.15 * len(group))) if len(group) >= 3 else 0
         val += [group[i] for i in order[:n_val]]
         train += [group[i] for i in order[n_val:]]
-    return train, val
+    return Split(sorted(train), sorted(val), sorted(test), how)
 
 
-def stratified_folds(samples: list[Sample], k: int, seed: int, groups: dict[str, str] | None = None) -> list[list[Sample]]:
-    """k folds, each gloss spread evenly; samples sharing a group (the same footage) stay in one fold."""
+def stratified_folds(store: KeypointStore, k: int, seed: int, unit=lambda c: c.path) -> list[list[str]]:
+    """k folds of clip paths, each gloss spread evenly; clips sharing a unit (the same footage) stay together."""
     rng = np.random.default_rng(seed)
-    folds: list[list[Sample]] = [[] for _ in range(k)]
-    by_gloss: dict[str, list[list[Sample]]] = {}
-    units: dict[tuple[str, str], list[Sample]] = {}
-    for s in samples:
-        key = (s.gloss, (groups or {}).get(s.path, s.path))
-        units.setdefault(key, []).append(s)
-    for (g, _), unit in units.items():
-        by_gloss.setdefault(g, []).append(unit)
+    folds: list[list[str]] = [[] for _ in range(k)]
+    units: dict[tuple[str, str], list[str]] = {}
+    for c in store.clips:
+        units.setdefault((c.gloss, unit(c)), []).append(c.path)
+    by_gloss: dict[str, list[list[str]]] = {}
+    for (g, _), paths in units.items():
+        by_gloss.setdefault(g, []).append(paths)
     offset = 0
     for g in sorted(by_gloss):
         group = by_gloss[g]
@@ -95,103 +121,124 @@ def stratified_folds(samples: list[Sample], k: int, seed: int, groups: dict[str,
     return folds
 
 
-def protocol2(data: Path, seeds: int) -> tuple[Dataset, list[tuple[str, list[Sample], list[Sample]]]]:
-    samples = []
-    for sub, glosses in (("wlasl-a", ("before", "drink", "computer")), ("wlasl-b", ("book", "bed", "thank you"))):
-        for g in glosses:
-            for p in sorted((data / "keypoints" / sub / g).glob("*.npy")):
-                samples.append(Sample(f"{sub}/{g}/{p.name}", g, load_keypoints(p)))
-    ds = Dataset(str(data / "keypoints"), samples)
-    tasks = []
-    for seed in range(seeds):
-        folds = stratified_folds(samples, 5, seed)
-        for k in range(5):
-            train_pool = [s for j, f in enumerate(folds) if j != k for s in f]
-            tasks.append((f"seed{seed}-fold{k}", train_pool, folds[k]))
-    return ds, tasks
+def _store(src: Path, work: Path, name: str, aliases: dict[str, str] | None = None) -> KeypointStore:
+    """A store for a shared keypoint folder: the folder itself when it is one, else its import into
+    WORK/stores/NAME (done once; a rerun imports nothing)."""
+    if not aliases:
+        try:
+            return open_store(src)
+        except ValueError:
+            pass
+    target = work / "stores" / name
+    import_keypoints(src, target, aliases=aliases, progress=False)
+    return open_store(target)
 
 
-def protocol3(data: Path, seeds: int) -> tuple[Dataset, list[tuple[str, list[Sample], list[Sample]]]]:
-    rows = read_csv_rows(data / "keypoints" / "webcam.csv")
-    signs = ("hello", "iloveyou", "thanks")
-    signers = sorted({r["signer"] for r in rows if r["gloss"] == "iloveyou"})
-    samples = [Sample(r["path"], r["gloss"], load_keypoints(data / "keypoints" / r["path"]), signer=r["signer"])
-               for r in rows if r["gloss"] in signs and r["signer"] in signers]  # fmt: skip
-    ds = Dataset(str(data / "keypoints"), samples)
-    tasks = []
-    for seed in range(seeds):
-        for who in signers:
-            tasks.append((f"seed{seed}-without-{who}", [s for s in samples if s.signer != who],
-                          [s for s in samples if s.signer == who]))  # fmt: skip
-    return ds, tasks
-
-
-def protocol1(data: Path, seeds: int, work: Path) -> tuple[Dataset, list[tuple[str, list[Sample], list[Sample]]]]:
+def protocol1(data: Path, seeds: int, work: Path) -> list[Task]:
     from signrec.extract import extract
 
     kp = work / "wlasl12-keypoints"
-    summary = extract(data / "videos" / "wlasl12", kp, metadata=data / "videos" / "wlasl12.csv", progress=True)
+    summary = extract(data / "videos" / "wlasl12", kp, progress=True)  # wlasl12.csv beside it: split, signers
     print(summary.report(), file=sys.stderr)
-    ds = load_dataset(kp)
+    store = open_store(kp)
     tasks = []
     for seed in range(seeds):
-        official_train = [s for s in ds.samples if s.split == "train"]
-        official_test = [s for s in ds.samples if s.split in ("val", "test")]
-        tasks.append((f"seed{seed}-official", official_train, official_test))
+        train_pool = [c.path for c in store.clips if c.split == "train"]
+        test = [c.path for c in store.clips if c.split in ("val", "test")]
+        tasks.append(Task(f"1 (WLASL split)-seed{seed}-official", store, _val_split(store, train_pool, test, seed, "official"), seed))
         for fold in range(5):
-            test = [s for s in ds.samples if s.meta.get("signer_fold") == str(fold)]
-            held = {s.path for s in test}
-            tasks.append((f"seed{seed}-signers{fold}", [s for s in ds.samples if s.path not in held], test))
-    return ds, tasks
+            test = [c.path for c in store.clips if c.meta.get("signer_fold") == str(fold)]
+            pool = [c.path for c in store.clips if c.meta.get("signer_fold") != str(fold)]
+            tasks.append(Task(f"1 (signer-disjoint folds)-seed{seed}-signers{fold}", store,
+                              _val_split(store, pool, test, seed, f"signer fold {fold}"), seed))  # fmt: skip
+    return tasks
 
 
-def run_task(ds: Dataset, name: str, train_pool: list[Sample], test: list[Sample], recipe_name: str, seed: int,
-             work: Path) -> dict:  # fmt: skip
-    done = work / "results" / f"{recipe_name}--{name}.json"
-    r = RECIPES[recipe_name]().with_config(seed=seed, progress=False)
-    fingerprint = _fingerprint(r)
+def protocol2(data: Path, seeds: int, work: Path) -> list[Task]:
+    target = work / "stores" / "p2"
+    for sub in ("wlasl-a", "wlasl-b"):
+        import_keypoints(data / "keypoints" / sub, target, progress=False)
+    chosen = {"wlasl-a": ("before", "drink", "computer"), "wlasl-b": ("book", "bed", "thank you")}
+    store = open_store(target).select(lambda c: c.gloss in chosen[c.meta["dataset"]])
+    tasks = []
+    for seed in range(seeds):
+        folds = stratified_folds(store, 5, seed)
+        for k in range(5):
+            pool = [p for j, f in enumerate(folds) if j != k for p in f]
+            tasks.append(Task(f"2 (5-fold CV)-seed{seed}-fold{k}", store, _val_split(store, pool, folds[k], seed, f"fold {k}"), seed))
+    return tasks
+
+
+def protocol3(data: Path, seeds: int, work: Path) -> list[Task]:
+    store = _store(data / "keypoints" / "webcam", work, "webcam")
+    signers = sorted({c.signer for c in store.clips if c.gloss == "iloveyou"})
+    store = store.select(lambda c: c.signer in signers)
+    tasks = []
+    for seed in range(seeds):
+        for who in signers:
+            pool = [c.path for c in store.clips if c.signer != who]
+            test = [c.path for c in store.clips if c.signer == who]
+            tasks.append(Task(f"3 (leave one signer out, 3 signs)-seed{seed}-without-{who}", store,
+                              _val_split(store, pool, test, seed, f"without {who}"), seed))  # fmt: skip
+    return tasks
+
+
+def protocol4(data: Path, seeds: int, work: Path) -> list[Task]:
+    store = _store(data / "keypoints" / "wlasl300-hands", work, "wlasl300-hands")
+    w100 = filter_store(store, "wlasl100=1")
+    tasks = []
+    for seed in range(seeds):
+        tasks.append(Task(f"4 (WLASL100, official val)-seed{seed}-w100", w100, make_split(w100, "official"), seed))
+        tasks.append(Task(f"4 (WLASL300, official val)-seed{seed}-w300", store, make_split(store, "official"), seed))
+    for fold in range(2):  # signer-disjoint: train and val pooled, people dealt into 5 folds
+        tasks.append(Task(f"4 (WLASL300, signer-disjoint)-seed0-signers{fold}", store, make_split(store, f"signer:{fold}"), 0))
+    return tasks
+
+
+def protocol5(data: Path, seeds: int, work: Path) -> list[Task]:
+    webcam = _store(data / "keypoints" / "webcam", work, "webcam")
+    gislr = _store(data / "keypoints" / "gislr-hello-thankyou", work, "gislr", aliases={"thankyou": "thanks"})
+    tasks = []
+    for seed in range(seeds):
+        tasks.append(Task(f"5 (webcam -> gislr)-seed{seed}-w2g", webcam, make_split(webcam, "signer:0"), seed,
+                          test_store=gislr))  # fmt: skip
+        tasks.append(Task(f"5 (gislr -> webcam)-seed{seed}-g2w", gislr, make_split(gislr, "signer:0"), seed,
+                          test_store=webcam.select(lambda c: c.gloss in ("hello", "thanks"))))  # fmt: skip
+    return tasks
+
+
+PROTOCOLS = {"1": protocol1, "2": protocol2, "3": protocol3, "4": protocol4, "5": protocol5}
+
+
+def run_task(task: Task, recipe_name: str, work: Path) -> dict:
+    recipe = RECIPES[recipe_name]().with_config(seed=task.seed, progress=False)
+    test_store, test_clips = task.test()
+    key = fingerprint("torch", recipe, task.store, task.split)["id"] + (test_store.fingerprint() if task.test_store else "")
+    done = work / "results" / f"{recipe_name}--{task.name}.json"
     if done.exists():
         saved = json.loads(done.read_text())
-        if saved.get("fingerprint") == fingerprint:  # a result of this very recipe: reuse it
+        if saved.get("fingerprint") == key:  # a result of this very recipe, data and split: reuse it
             return saved
-    tr, val = _val_split(train_pool, seed)
     with tempfile.TemporaryDirectory() as tmp:
-        run = Path(tmp) / "run"
-        run.mkdir()
-        split_file = run / "given-split.json"
-        save_split(split_file, {"train": [s.path for s in tr], "val": [s.path for s in val],
-                                "test": [s.path for s in test]}, name)  # fmt: skip
-        labels_ds = Dataset(ds.root, [s for s in ds.samples if s.gloss in {x.gloss for x in train_pool}])
         t0 = time.perf_counter()
-        result = train(ds.root, run, "torch", r.model, r.model_options, r.config, r.preprocess, split_file,
-                       labels_ds, r.augment)  # fmt: skip
+        result = train(task.store, Path(tmp) / "run", recipe, "torch", task.split)
         seconds = time.perf_counter() - t0
-        predictor = load_predictor(run)
-        probs = predictor.predict_proba([s.keypoints for s in test])
-        y = np.array([predictor.labels.index(s.gloss) for s in test])
+        predictor = load_predictor(Path(tmp) / "run")
+        known = [c for c in test_clips if c.gloss in predictor.labels]
+        probs = predictor.predict_proba([test_store.read(c) for c in known])
+        y = np.array([predictor.labels.index(c.gloss) for c in known])
         m = compute_metrics(probs, y, predictor.labels)
-    out = {"recipe": recipe_name, "task": name, "n_test": len(test), "top1": m.top1, "top5": m.top5, "k": m.k,
-           "epochs": result.epochs, "best_epoch": result.best_epoch, "seconds": seconds,
-           "fingerprint": fingerprint}  # fmt: skip
+    out = {"recipe": recipe_name, "task": task.name, "n_test": len(known), "top1": m.top1, "top5": m.top5, "k": m.k,
+           "epochs": result.epochs, "best_epoch": result.best_epoch, "seconds": seconds, "val_acc": result.val_acc,
+           "per_gloss": m.per_gloss, "fingerprint": key}  # fmt: skip
     atomic_write_json(done, out)
     return out
-
-
-def _fingerprint(r) -> str:
-    """What the recipe computes. Preprocessing switches at their default (off) are left out, so that adding a
-    new switch does not make earlier results look stale."""
-    from signrec.transforms import Preprocess
-
-    defaults = Preprocess()
-    pre = ", ".join(f"{k}={v!r}" for k, v in vars(r.preprocess).items() if getattr(defaults, k) != v
-                    or k in ("features", "max_frames", "padding", "normalize", "hand_view", "motion", "flags", "resample"))  # fmt: skip
-    return repr(replace(r, preprocess=None)).replace("preprocess=None", f"preprocess=Preprocess({pre})")
 
 
 def summarise(results: list[dict]) -> list[object]:
     t1 = [r["top1"] for r in results]
     t5 = [r["top5"] for r in results]
-    sd = (lambda v: statistics.stdev(v) if len(v) > 1 else 0.0)
+    sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
     return [f"{100 * statistics.mean(t1):.1f} ± {100 * sd(t1):.1f}", f"{100 * statistics.mean(t5):.1f} ± {100 * sd(t5):.1f}",
             len(results), f"{statistics.mean(r['epochs'] for r in results):.0f}",
             f"{sum(r['seconds'] for r in results) / 60:.1f}"]  # fmt: skip
@@ -199,7 +246,7 @@ def summarise(results: list[dict]) -> list[object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--protocol", nargs="+", default=["2", "3", "1"], choices=["1", "2", "3"])
+    ap.add_argument("--protocol", nargs="+", default=["2", "3", "1"], choices=list(PROTOCOLS))
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--recipes", nargs="+", default=MAIN_RECIPES, choices=list(RECIPES))
     ap.add_argument("--work", default="work/bench-accuracy")
@@ -211,19 +258,16 @@ def main() -> None:
         shutil.rmtree(work / "results")
     rows = []
     for proto in args.protocol:
-        ds, tasks = {"1": lambda: protocol1(data, args.seeds, work), "2": lambda: protocol2(data, args.seeds),
-                     "3": lambda: protocol3(data, args.seeds)}[proto]()  # fmt: skip
+        tasks = PROTOCOLS[proto](data, args.seeds, work)
         for recipe_name in args.recipes:
             results: dict[str, list[dict]] = {}
-            for name, train_pool, test in tasks:
-                seed = int(name.split("-")[0].removeprefix("seed"))
-                r = run_task(ds, f"p{proto}-{name}", train_pool, test, recipe_name, seed, work)
-                split_kind = "official" if "official" in name else "signers" if "signers" in name else "folds"
-                results.setdefault(split_kind, []).append(r)
-                print(f"protocol {proto} {recipe_name} {name}: top-1 {r['top1']:.3f} top-{r['k']} {r['top5']:.3f} "
+            for task in tasks:
+                r = run_task(task, recipe_name, work)
+                results.setdefault(task.kind, []).append(r)
+                print(f"{recipe_name} {task.name}: top-1 {r['top1']:.3f} top-{r['k']} {r['top5']:.3f} "
                       f"({r['epochs']} epochs, {r['seconds']:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
             for kind, rs in results.items():
-                rows.append([f"{proto} ({kind})", recipe_name, *summarise(rs)])
+                rows.append([kind, recipe_name, *summarise(rs)])
     print(f"machine: {machine()}; seeds {args.seeds}")
     print(markdown_table(["protocol", "recipe", "top-1 % (mean ± sd)", "top-5 % (mean ± sd)", "runs", "epochs",
                           "train minutes"], rows))  # fmt: skip

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from common import machine, markdown_table, require_data
 
-from signrec.checkpoint import load_predictor
 from signrec.extract import Holistic
 from signrec.live import LiveConfig, live
-from signrec.training.config import TrainConfig
+from signrec.predict import load_predictor
+from signrec.presets import reference
 from signrec.training.runner import train
 from signrec.video import iter_frames
 
@@ -41,8 +41,7 @@ def main() -> None:
     clip = Path(args.clip or data / "videos" / "clips" / "68012.mp4")
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
-        train(data / "keypoints" / "webcam" / "akashsharma095", run, "torch",
-              config=TrainConfig(max_epochs=3, progress=False))  # fmt: skip
+        train(data / "keypoints" / "webcam" / "akashsharma095", run, reference().with_config(max_epochs=3, progress=False))
         predictor = load_predictor(run)
         frames = list(iter_frames(clip))
         holistic_alone, live_loop, ratios = [], [], []

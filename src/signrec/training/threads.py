@@ -50,16 +50,21 @@ def set_interop_threads(n: int = 1) -> None:
         pass
 
 
-def _time_steps(step: Callable[[], None], threads: int) -> float:
+def _time_steps(step: Callable[[], None], threads: int, give_up_after: float = float("inf")) -> float:
+    """Median seconds per step at `threads`; stops early (returning the one slow time) when a step takes longer
+    than `give_up_after`, as a busy machine's extra threads can make them take many times as long."""
     import torch
 
     torch.set_num_threads(threads)
-    step()  # warm-up (and TorchScript's first compile)
     times = []
-    for _ in range(STEPS):
+    for i in range(STEPS + 1):  # the first is a warm-up (and TorchScript's first compile), not counted
         t = time.perf_counter()
         step()
-        times.append(time.perf_counter() - t)
+        took = time.perf_counter() - t
+        if i and took > give_up_after:
+            return took
+        if i:
+            times.append(took)
     return statistics.median(times)
 
 
@@ -91,8 +96,9 @@ def choose(model: Any, batch: tuple, loss_fn: Callable, make_batch: Callable[[],
         opt.zero_grad(set_to_none=True)
         loss_fn(probe(x, mask), y).backward()
 
-    candidates = sorted({1, n})
-    measured = {str(c): _time_steps(step, c) for c in candidates}
+    measured = {"1": _time_steps(step, 1)}
+    if n > 1:
+        measured[str(n)] = _time_steps(step, n, give_up_after=1.5 * measured["1"])
     threads = int(min(measured, key=measured.get))
     compute = measured[str(threads)]
     # A worker process runs beside training: it pays when there is a core left for it and the batch takes a
