@@ -74,14 +74,15 @@ def test_predict_text_output_with_keras(keras_run, clips, capsys):
     assert line.startswith(str(clips / "01377.mp4")) and line.count("%") == 2
 
 
-@pytest.mark.parametrize("recipe", ["reference", "best"])
-def test_onnx_and_checkpoint_agree_on_any_length_through_the_cli(recipe, torch_run, webcam, data_dir, tmp_path, capsys):
-    """Issue 11.3: the ONNX export used to cut clips to 64 frames; `predict` now takes .onnx and keypoint files."""
-    run = torch_run
-    if recipe == "best":
-        run = tmp_path / "best"
-        assert main(["train", str(webcam), "--recipe", "best", "--resample", "400", "--out", str(run),
-                     "--max-epochs", "1", "--no-progress"]) == 0  # fmt: skip
+@pytest.mark.parametrize("switches", [["--features", "compact"], ["--recipe", "best", "--resample", "0"]])
+def test_onnx_and_checkpoint_agree_on_any_length_through_the_cli(switches, webcam, data_dir, tmp_path, capsys):
+    """Issue 11.3: with no padded length and no resampling (an LSTM on compact features, the best recipe without
+    resampling) the ONNX export used to cut every clip to 64 frames (0.005 and 0.055 apart at 100 and 300 frames
+    on the old main); `predict` now also takes .onnx and keypoint files."""
+    run = tmp_path / "run"
+    assert main(["train", str(webcam), *switches, "--out", str(run), "--max-epochs", "1", "--no-progress"]) == 0
+    card = load_predictor(run).card
+    assert card.preprocess["max_frames"] is None and card.preprocess["resample"] is None
     assert main(["export", str(run), "--onnx", str(tmp_path / "m.onnx")]) == 0
     # real frames of real clips, strung together to 10, 100 and 300 frames
     store = open_store(data_dir / "keypoints" / "wlasl-b")
@@ -99,6 +100,21 @@ def test_onnx_and_checkpoint_agree_on_any_length_through_the_cli(recipe, torch_r
         assert a["frames"] == b["frames"] and a["frames"] in (10, 100, 300)
         for g in a["probabilities"]:
             assert a["probabilities"][g] == pytest.approx(b["probabilities"][g], abs=1e-4)
+
+
+def test_a_relu_lstm_exports_at_a_fixed_length_and_says_so_beyond_it(webcam, data_dir, tmp_path, capsys):
+    run = tmp_path / "relu"
+    assert main(["train", str(webcam), "--features", "compact", "--activation", "relu", "--out", str(run),
+                 "--max-epochs", "1", "--no-progress"]) == 0  # fmt: skip
+    assert main(["export", str(run), "--onnx", str(tmp_path / "m.onnx")]) == 0
+    assert load_predictor(tmp_path / "m.onnx").card.export == {"onnx_frames": 30}  # the longest training clip
+    frames = np.concatenate([np.load(data_dir / "keypoints" / "wlasl-b" / "book" / f"{i:03d}.npy") for i in range(2)])
+    np.save(tmp_path / "short.npy", frames[:30])
+    np.save(tmp_path / "long.npy", frames[:31])
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "m.onnx"), str(tmp_path / "short.npy"), str(tmp_path / "long.npy")]) == 1
+    out = capsys.readouterr().out
+    assert "short.npy (30 frames)" in out and "long.npy: ERROR" in out and "31 frames is longer than this ONNX model's fixed 30" in out
 
 
 def test_onnx_prediction_needs_no_torch(torch_run, clips, tmp_path):

@@ -275,7 +275,7 @@ def _switches(p: argparse.ArgumentParser) -> None:
     for name, what in (("hand-view", "each hand relative to its wrist as an extra view"),
                        ("motion", "frame differences"), ("flags", "which parts were found, per frame")):  # fmt: skip
         g.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None, help=what)
-    g.add_argument("--resample", type=positive(int), help="resample longer sequences to this many frames")
+    g.add_argument("--resample", type=int, help="resample longer sequences to this many frames (0: never)")
     g.add_argument("--fill-gaps", type=int, help="interpolate hands lost for at most this many frames in a row")
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="mirror (hands swapped), rotation/scale, time stretch, dropped frames")
@@ -296,6 +296,8 @@ def _recipe(args: argparse.Namespace):
     r = recipe(args.recipe, **({"activation": args.activation} if args.recipe == "reference" else {}))
     pre = {k: getattr(args, k) for k in ("features", "normalize", "hand_view", "motion", "flags", "resample", "fill_gaps")
            if getattr(args, k, None) is not None}  # fmt: skip
+    if pre.get("resample") == 0:
+        pre["resample"] = None
     config = {k: getattr(args, k) for k in ("optimizer", "schedule", "weight_decay", "label_smoothing", "grad_clip",
                                             "max_epochs", "patience", "batch_size", "lr", "max_minutes", "threads")
               if getattr(args, k, None) is not None}  # fmt: skip

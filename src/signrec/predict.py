@@ -31,6 +31,10 @@ NO_SIGN = "no sign"
 DEFAULT_WINDOW = 30
 
 
+class TooLongForModel(ValueError):
+    """A clip longer than a fixed-length export (ONNX of a relu LSTM) can take."""
+
+
 class Predictor:
     """Class probabilities for raw `(T, 1662)` keypoint sequences, from a saved model alone."""
 
@@ -71,7 +75,7 @@ class Predictor:
             fixed = self.card.export.get("onnx_frames") or fixed
             longest = max(len(a) for a in xs)
             if fixed and longest > fixed:
-                raise ValueError(f"a sequence of {longest} frames is longer than this ONNX model's fixed "
+                raise TooLongForModel(f"{longest} frames is longer than this ONNX model's fixed "
                                  f"{fixed} frames; export with a longer --frames or use the PyTorch checkpoint")  # fmt: skip
             x, mask = pad(xs, pre.padding, fixed)
             return self.model.run(None, {"x": x, "mask": mask})[0]
@@ -201,10 +205,9 @@ def predict_files(model: str | os.PathLike | Predictor, inputs: list[str | os.Pa
                     keypoints = extract_video(f, holistic=holistic).keypoints
                 else:
                     keypoints = read_keypoints(f)
-            except (VideoError, KeypointFileError) as e:
-                results.append(Prediction(str(f), 0, [], {}, str(e)))
-                continue
-            results.append(predict_keypoints(predictor, keypoints, str(f), k))
+                results.append(predict_keypoints(predictor, keypoints, str(f), k))
+            except (VideoError, KeypointFileError, TooLongForModel) as e:
+                results.append(Prediction(str(f), 0, [], {}, f"{f}: {e}" if isinstance(e, TooLongForModel) else str(e)))
     finally:
         if own is not None:
             own.close()
