@@ -41,6 +41,7 @@ class Card:
     format: str = FORMAT
     training: dict = field(default_factory=dict)
     export: dict = field(default_factory=dict)  # how an exported copy differs (ONNX: a fixed length, if any)
+    calibration: dict = field(default_factory=dict)  # temperature and "unknown" threshold fitted on validation
 
     @classmethod
     def from_dict(cls, d: dict, source: object) -> Card:

@@ -476,6 +476,8 @@ def _predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="run folder, model.pt, model.keras or model.onnx")
     p.add_argument("inputs", nargs="+", help="video files, keypoint files (.npy, .pose) or folders of them")
     p.add_argument("--top-k", type=positive(int), default=3, help="how many glosses to list")
+    p.add_argument("--threshold", type=float, help="answer 'unknown' below this probability (default: the threshold "
+                   "chosen on validation, stored in the model; 0: always answer)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="one JSON document on stdout, for machines")
     p.add_argument("--verbose", action="store_true", help="show MediaPipe's and TensorFlow Lite's own log lines")
 
@@ -489,7 +491,7 @@ def _predict(p: argparse.ArgumentParser) -> None:
         from .predict import predict_files
 
         with native_log_filter(not args.verbose):
-            results = predict_files(args.model, args.inputs, args.top_k, quiet=not args.verbose)
+            results = predict_files(args.model, args.inputs, args.top_k, quiet=not args.verbose, threshold=args.threshold)
         if args.json:
             print(json.dumps([r.to_dict() for r in results], indent=2))
         else:
@@ -497,7 +499,8 @@ def _predict(p: argparse.ArgumentParser) -> None:
                 if r.error:
                     print(f"{r.input}: ERROR {r.error}")
                 else:
-                    print(f"{r.input} ({r.frames} frames): " + ", ".join(f"{g} {p:.1%}" for g, p in r.top))
+                    guess = ", ".join(f"{g} {p:.1%}" for g, p in r.top)
+                    print(f"{r.input} ({r.frames} frames): " + (guess if r.answer != "unknown" else f"unknown (not sure: {guess})"))
         return 1 if any(r.error for r in results) else 0
 
     p.set_defaults(func=run)
@@ -514,7 +517,8 @@ def _live(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", help="write the annotated video here (and a .csv prediction log) instead of a window")
     p.add_argument("--window", type=positive(int), help="frames per window (default: a typical training clip)")
     p.add_argument("--stride", type=positive(int), default=2, help="predict every N frames")
-    p.add_argument("--threshold", type=float, default=0.7, help="minimum probability to show a sign")
+    p.add_argument("--threshold", type=float, help="minimum probability to show a sign (default: the threshold chosen "
+                   "on validation, stored in the model; 0.7 for models without one)")  # fmt: skip
     p.add_argument("--stable", type=positive(int), default=3, help="windows in a row that must agree")
     p.add_argument("--verbose", action="store_true", help="show MediaPipe's and TensorFlow Lite's own log lines")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration import expected_calibration_error, with_temperature
 from .io import atomic_write_json, read_csv_rows, write_csv_atomic
 from .store import KeypointStore, open_store
 
@@ -32,6 +33,11 @@ class Metrics:
     k: int  # the "5" of top-5, smaller when there are fewer glosses
     per_gloss: list[dict] = field(default_factory=list)  # gloss, precision, recall, f1, support
     confusion: list[list[int]] = field(default_factory=list)
+    ece: float = float("nan")  # expected calibration error of the probabilities scored
+    ece_uncalibrated: float = float("nan")  # the same before temperature scaling
+    threshold: float = 0.0  # the model's "unknown" threshold
+    coverage: float = 1.0  # share of clips answered at that threshold
+    answered_top1: float = float("nan")  # top-1 among the answered clips
 
 
 def topk_hits(probs: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
@@ -176,6 +182,29 @@ def plot_recall(per_gloss: list[dict], path: str | os.PathLike, title: str = "",
     plt.close(fig)
 
 
+def plot_coverage(probs: np.ndarray, y: np.ndarray, threshold: float, path: str | os.PathLike, title: str = "") -> None:
+    """Accuracy of the answered clips against the share answered, as the confidence threshold rises; the
+    model's "unknown" threshold is marked."""
+    from .calibration import risk_coverage
+
+    plt = _plt()
+    curve = risk_coverage(probs, y)
+    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=100)
+    ax.plot([p["coverage"] for p in curve], [p["accuracy"] for p in curve], drawstyle="steps-post")
+    answered = (probs.max(axis=1) >= threshold).mean() if len(y) else 1.0
+    ax.axvline(answered, color="grey", linestyle=":", label=f"threshold {threshold:.2f}: {answered:.0%} answered")
+    ax.set_xlabel("share of clips answered (coverage)")
+    ax.set_ylabel("top-1 accuracy of the answered")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    ax.set_title(title or "accuracy against coverage")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def plot_curves(history_csv: str | os.PathLike, path: str | os.PathLike, title: str = "") -> None:
     """Training curves PNG (see `curves_figure`)."""
     plt = _plt()
@@ -248,7 +277,9 @@ CHUNK = 256  # clips read and scored at a time
 
 
 def _predict_store(predictor, store, clips) -> np.ndarray:
-    out = [predictor.predict_proba([store.read(c) for c in clips[i : i + CHUNK]]) for i in range(0, len(clips), CHUNK)]
+    """The model's own (uncalibrated) probabilities for store clips, read a chunk at a time."""
+    out = [predictor.predict_proba([store.read(c) for c in clips[i : i + CHUNK]], calibrated=False)
+           for i in range(0, len(clips), CHUNK)]  # fmt: skip
     return np.concatenate(out) if out else np.zeros((0, len(predictor.labels)), np.float32)
 
 
@@ -306,9 +337,14 @@ def evaluate_run(
     if trained is not None and same_data:
         train_paths = set(trained.train)
         in_training = sum(c.path in train_paths for c in known)
-    probs = _predict_store(predictor, store, known)
+    raw = _predict_store(predictor, store, known)
+    probs = with_temperature(raw, predictor.temperature)
     y = np.array([index[c.gloss] for c in known])
     metrics = compute_metrics(probs, y, predictor.labels)
+    answered = probs.max(axis=1) >= predictor.threshold
+    metrics.ece, metrics.ece_uncalibrated = expected_calibration_error(probs, y), expected_calibration_error(raw, y)
+    metrics.threshold, metrics.coverage = predictor.threshold, float(answered.mean())
+    metrics.answered_top1 = float((probs.argmax(1) == y)[answered].mean()) if answered.any() else float("nan")
     name = store.root.name
     out = Path(out) if out else folder / f"eval-{name}-{split}"
     out.mkdir(parents=True, exist_ok=True)
@@ -329,6 +365,8 @@ def evaluate_run(
                     top_confusions(metrics.confusion, predictor.labels))  # fmt: skip
     ev.files = write_evaluation(out, metrics, predictor.labels, folder / "history.csv", f"{card.framework}/{card.model}",
                                 [c.path for c in known], probs, y)  # fmt: skip
+    ev.files["coverage_png"] = str(out / "coverage.png")
+    plot_coverage(probs, y, predictor.threshold, ev.files["coverage_png"], f"{card.framework}/{card.model}: accuracy against coverage")
     write_report(out / "report.md", [ev], title=f"Evaluation of {folder.name} on {name} ({split})")
     ev.files["report"] = str(out / "report.md")
     return ev
@@ -381,12 +419,16 @@ def write_report(path: str | os.PathLike, evaluations: list[Evaluation], title: 
         lines.append(f"- **{ev.framework}/{ev.model}** scored {ev.scored} (listed in "
                      f"`{rel(ev.files['predictions'])}`)." if ev.files.get("predictions") else f"- {ev.scored}")  # fmt: skip
         lines += [f"  - **warning:** {w}" for w in ev.warnings]
-    lines += ["", f"| model | clips | top-1 | 95% CI | top-{k} | top-1 per gloss | top-{k} per gloss |",
-              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["", (f"| model | clips | top-1 | 95% CI | top-{k} | top-1 per gloss | top-{k} per gloss | calibration error "
+              "(before) | answered at threshold | top-1 of answered |"), "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for ev in evaluations:
         m = ev.metrics
         lines.append(f"| {ev.framework}/{ev.model} ({ev.split}) | {m.n} | {m.top1:.1%} | {m.top1_ci[0]:.1%}-{m.top1_ci[1]:.1%} | "
-                     f"{m.top5:.1%} | {m.top1_per_gloss:.1%} | {m.top5_per_gloss:.1%} |")  # fmt: skip
+                     f"{m.top5:.1%} | {m.top1_per_gloss:.1%} | {m.top5_per_gloss:.1%} | {m.ece:.3f} ({m.ece_uncalibrated:.3f}) | "
+                     f"{m.coverage:.0%} (p >= {m.threshold:.2f}) | {m.answered_top1:.1%} |")  # fmt: skip
+    lines += ["", ("Calibration error: expected calibration error (15 bins) after temperature scaling fitted on the "
+              "validation clips (before it, in brackets). Below the threshold, chosen on validation so that the "
+              "answered clips are 95% right, `predict` and `live` answer \"unknown\".")]  # fmt: skip
     if extra:
         lines += ["", extra]
     for ev in evaluations:
@@ -400,7 +442,8 @@ def write_report(path: str | os.PathLike, evaluations: list[Evaluation], title: 
         lines += [f"| {g['gloss']} | {g['precision']:.2f} | {g['recall']:.2f} | {g['f1']:.2f} | {g['support']} |"
                   for g in ev.metrics.per_gloss]  # fmt: skip
         for key, caption in (("confusion_png", "confusion (counts)"), ("confusion_norm_png", "confusion (row-normalised)"),
-                             ("recall_png", "recall per gloss"), ("curves", "training curves")):  # fmt: skip
+                             ("recall_png", "recall per gloss"), ("coverage_png", "accuracy against coverage"),
+                             ("curves", "training curves")):  # fmt: skip
             if key in ev.files:
                 lines += ["", f"![{ev.framework} {caption}]({rel(ev.files[key])})"]
     atomic_write_text(path, "\n".join(lines) + "\n")

@@ -29,7 +29,7 @@ from .video import open_camera, prefetch
 class LiveConfig:
     window: int | None = None  # frames per window (default: a typical training clip; see predict.default_window)
     stride: int = 2  # run the model every `stride` frames
-    threshold: float = 0.7  # minimum probability to show a sign
+    threshold: float | None = None  # minimum probability to show a sign (default: the model's, or 0.7)
     stable: int = 3  # the same gloss must win this many windows in a row
     max_frames: int | None = None  # stop after this many frames (None: until the source ends or 'q')
 

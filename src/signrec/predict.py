@@ -21,6 +21,7 @@ import numpy as np
 
 from . import layout
 from .batching import pad
+from .calibration import UNKNOWN, with_temperature
 from .checkpoint import Card, load_any
 from .io import KeypointFileError, load_npy, read_csv_rows
 from .transforms import Preprocess
@@ -29,6 +30,7 @@ from .video import VIDEO_SUFFIXES, VideoError
 KEYPOINT_SUFFIXES = (".npy", ".pose")
 NO_SIGN = "no sign"
 DEFAULT_WINDOW = 30
+DEFAULT_THRESHOLD = 0.7  # live: minimum probability to show a sign, for models without a calibrated threshold
 
 
 class TooLongForModel(ValueError):
@@ -59,11 +61,22 @@ class Predictor:
             raise ValueError(f"{source}: has no {', '.join(missing)} keypoints, which this model reads "
                              f"(it was trained on {layout.parts_label(self.parts)})")  # fmt: skip
 
-    def predict_proba(self, sequences: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
-        """`(n, classes)` probabilities for `(T_i, 1662)` sequences."""
+    @property
+    def temperature(self) -> float:
+        return float(self.card.calibration.get("temperature", 1.0))
+
+    @property
+    def threshold(self) -> float:
+        """Below this (calibrated) probability the answer is "unknown" (0 when the model was not calibrated)."""
+        return float(self.card.calibration.get("threshold", 0.0))
+
+    def predict_proba(self, sequences: list[np.ndarray], batch_size: int = 64, calibrated: bool = True) -> np.ndarray:
+        """`(n, classes)` probabilities for `(T_i, 1662)` sequences, temperature-scaled as fitted on validation
+        (`calibrated=False`: the model's own)."""
         xs = [self.preprocess(s) for s in sequences]
         out = [self._batch(xs[i : i + batch_size]) for i in range(0, len(xs), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
+        probs = np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
+        return with_temperature(probs, self.temperature) if calibrated else probs
 
     def _batch(self, xs: list[np.ndarray]) -> np.ndarray:
         pre = self.preprocess
@@ -167,9 +180,10 @@ class Prediction:
     probabilities: dict[str, float]
     error: str = ""
     found: dict[str, float] = field(default_factory=dict)  # share of frames with each part found
+    answer: str = ""  # the top gloss, or "unknown" when its probability is below the threshold
 
     def to_dict(self) -> dict:
-        return {"input": self.input, "frames": self.frames, "error": self.error,
+        return {"input": self.input, "frames": self.frames, "error": self.error, "answer": self.answer,
                 "top": [{"gloss": g, "probability": round(p, 6)} for g, p in self.top],
                 "probabilities": {g: round(p, 6) for g, p in self.probabilities.items()},
                 "found": {k: round(v, 4) for k, v in self.found.items()}}  # fmt: skip
@@ -180,15 +194,20 @@ def top_k(probs: np.ndarray, labels: list[str], k: int) -> list[tuple[str, float
     return [(labels[i], float(probs[i])) for i in order]
 
 
-def predict_keypoints(predictor: Predictor, keypoints: np.ndarray, name: str, k: int = 3) -> Prediction:
-    """The prediction for one clip's `(frames, 1662)` keypoints."""
+def predict_keypoints(predictor: Predictor, keypoints: np.ndarray, name: str, k: int = 3,
+                      threshold: float | None = None) -> Prediction:  # fmt: skip
+    """The prediction for one clip's `(frames, 1662)` keypoints; `threshold` (default: the model's, chosen on
+    validation) below which the answer is "unknown"."""
     probs = predictor.predict_proba([keypoints])[0]
-    return Prediction(name, len(keypoints), top_k(probs, predictor.labels, k),
-                      dict(zip(predictor.labels, map(float, probs), strict=True)), found=layout.presence_summary(keypoints))  # fmt: skip
+    top = top_k(probs, predictor.labels, k)
+    limit = predictor.threshold if threshold is None else threshold
+    answer = top[0][0] if top and top[0][1] >= limit else UNKNOWN
+    return Prediction(name, len(keypoints), top, dict(zip(predictor.labels, map(float, probs), strict=True)),
+                      found=layout.presence_summary(keypoints), answer=answer)  # fmt: skip
 
 
 def predict_files(model: str | os.PathLike | Predictor, inputs: list[str | os.PathLike], k: int = 3,
-                  holistic: Any = None, quiet: bool = True) -> list[Prediction]:  # fmt: skip
+                  holistic: Any = None, quiet: bool = True, threshold: float | None = None) -> list[Prediction]:  # fmt: skip
     """Top-k glosses for each video or keypoint file. One that cannot be read gets `error` instead."""
     predictor = load_predictor(model)
     files = list_inputs(inputs)
@@ -205,7 +224,7 @@ def predict_files(model: str | os.PathLike | Predictor, inputs: list[str | os.Pa
                     keypoints = extract_video(f, holistic=holistic).keypoints
                 else:
                     keypoints = read_keypoints(f)
-                results.append(predict_keypoints(predictor, keypoints, str(f), k))
+                results.append(predict_keypoints(predictor, keypoints, str(f), k, threshold))
             except (VideoError, KeypointFileError, TooLongForModel) as e:
                 results.append(Prediction(str(f), 0, [], {}, f"{f}: {e}" if isinstance(e, TooLongForModel) else str(e)))
     finally:
@@ -253,9 +272,11 @@ class SlidingWindow:
     """The last `window` frames of a stream; the model runs every `stride` frames once `min_frames` are there
     (half a window by default, so a short sign is still seen), and a `Stabiliser` decides what is shown."""
 
-    def __init__(self, predictor: Predictor, window: int | None = None, stride: int = 2, threshold: float = 0.7,
+    def __init__(self, predictor: Predictor, window: int | None = None, stride: int = 2, threshold: float | None = None,
                  stable: int = 3, min_frames: int | None = None):  # fmt: skip
         self.predictor = predictor
+        if threshold is None:  # the model's own, chosen on validation; uncalibrated models: 0.7
+            threshold = predictor.threshold if predictor.card.calibration else DEFAULT_THRESHOLD
         self.window = window or default_window(predictor)
         self.min_frames = min(self.window, min_frames or max(1, math.ceil(self.window / 2)))
         self.stride = max(1, stride)

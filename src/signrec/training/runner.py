@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..calibration import Calibration, calibrate
 from ..checkpoint import KERAS_NAME, TORCH_NAME, Card, save_keras, save_torch
 from ..io import atomic_write_json
 from ..models import build_model, make_config
@@ -133,6 +134,17 @@ def _result_from(run: dict) -> TrainResult:
     return TrainResult(**fields)
 
 
+def calibrate_on(net: object, card: Card, framework: str, store: KeypointStore, clips: list) -> Calibration:
+    """Temperature and "unknown" threshold fitted on the validation clips (the ones early stopping watched)."""
+    from ..predict import Predictor
+
+    predictor = Predictor(net, card, framework)
+    index = {g: i for i, g in enumerate(card.labels)}
+    probs = np.concatenate([predictor.predict_proba([store.read(c) for c in clips[i : i + 256]], calibrated=False)
+                            for i in range(0, len(clips), 256)])  # fmt: skip
+    return calibrate(probs, np.array([index[c.gloss] for c in clips]))
+
+
 def train(
     data: str | os.PathLike | KeypointStore,
     out: str | os.PathLike,
@@ -205,6 +217,7 @@ def train(
                   "frames_max": max(frames), "augment": recipe.augment.to_dict() if recipe.augment else None,
                   "status": "interrupted" if interrupted else "finished"},
     )  # fmt: skip
+    card.calibration = calibrate_on(net, card, framework, store, val_clips).to_dict()
     (save_torch if framework == "torch" else save_keras)(ckpt, net, card)
     result = TrainResult(
         run=str(out), checkpoint=str(ckpt), framework=framework, model=recipe.model, parameters=count_parameters(net),
