@@ -192,3 +192,32 @@ def test_fill_gaps_interpolates_short_hand_dropouts_only(seq):
     np.testing.assert_array_equal(fill_gaps(holed, 2)[run + 1 : run + 4, right], 0)  # a longer gap stays missing
     body = layout.COMPONENTS["left_hand"].start
     np.testing.assert_array_equal(fill_gaps(seq, 3)[:, :body], seq[:, :body])  # pose and face untouched
+
+
+def test_the_invariance_augmentations_do_what_they_say(seq):
+    """Issue 15: body proportions, camera tilt, lost hands, sources without pose visibility, noise."""
+    from signrec.transforms import drop_hand_span, move_arms
+
+    rng = np.random.default_rng(0)
+    present = layout.presence(seq)
+    longer = move_arms(seq, {"left_hand": 1.2, "right_hand": 1.0})
+    left = layout.part(seq, "left_hand")
+    moved = layout.part(longer, "left_hand")
+    both = present[:, 2]
+    np.testing.assert_allclose(moved[both, :, :2] - moved[both, :1, :2], left[both, :, :2] - left[both, :1, :2],
+                               atol=1e-5)  # the hand's shape is kept  # fmt: skip
+    assert np.abs(moved[both, 0, :2] - left[both, 0, :2]).max() > 0.01  # but the hand moved
+    np.testing.assert_array_equal(layout.part(longer, "right_hand"), layout.part(seq, "right_hand"))
+    assert np.array_equal(layout.presence(longer), present)
+    lost = drop_hand_span(seq, rng)
+    gone = [h for h in (2, 3) if (layout.presence(lost)[:, h] != present[:, h]).any()]
+    assert len(gone) == 1
+    frames_lost = np.flatnonzero(present[:, gone[0]] & ~layout.presence(lost)[:, gone[0]])
+    assert len(frames_lost) and not layout.presence(lost)[frames_lost[0] : frames_lost[-1] + 1, gone[0]].any()  # one span
+    sheared = rotate_scale(seq, 0, 1, 1, shear=0.3)
+    pose, shear_pose = (normalize_body(x)[:, :132].reshape(len(seq), 33, 4) for x in (seq, sheared))
+    p = present[:, 0]
+    np.testing.assert_allclose(shear_pose[p, :, 1], pose[p, :, 1], atol=1e-4)  # y unchanged, x moved with y
+    aug = Augment(mirror=0, rotate=0, scale=0, stretch=0, drop=0, no_visibility=1.0, jitter=0.01)
+    out = aug(seq, rng)
+    assert not layout.part(out, "pose")[..., 3].any() and np.array_equal(layout.presence(out), present)

@@ -330,12 +330,16 @@ def mirror(frames: np.ndarray) -> np.ndarray:
     return out
 
 
-def rotate_scale(frames: np.ndarray, degrees: float, scale_x: float, scale_y: float) -> np.ndarray:
-    """Rotate by `degrees` and scale x, y about the body centre (present points only)."""
+def rotate_scale(frames: np.ndarray, degrees: float, scale_x: float, scale_y: float, shear: float = 0.0,
+                 shift: np.ndarray | tuple[float, float] = (0.0, 0.0)) -> np.ndarray:  # fmt: skip
+    """Rotate by `degrees`, shear (x += shear * y) and scale x, y about the body centre, then move everything by
+    `shift` (present points only)."""
     centre, _ = body_frame(frames)
     a = np.deg2rad(degrees)
-    m = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], np.float32) * np.array([scale_x, scale_y], np.float32)
-    return _affine_xy(frames, lambda xy: (xy - centre) @ m.T + centre)
+    m = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], np.float32)
+    m = np.array([[1.0, shear], [0.0, 1.0]], np.float32) @ m * np.array([scale_x, scale_y], np.float32)[:, None]
+    move = centre + np.asarray(shift, np.float32)
+    return _affine_xy(frames, lambda xy: (xy - centre) @ m.T + move)
 
 
 def time_stretch(frames: np.ndarray, factor: float) -> np.ndarray:
@@ -351,22 +355,77 @@ def drop_frames(frames: np.ndarray, p: float, rng: np.random.Generator) -> np.nd
     return frames[keep]
 
 
+ARM_POSE_POINTS = {"left_hand": (15, 17, 19, 21), "right_hand": (16, 18, 20, 22)}  # wrist, pinky, index, thumb
+
+
+def move_arms(frames: np.ndarray, factors: dict[str, float]) -> np.ndarray:
+    """Body proportions: each hand (its 21 points and the pose's wrist and finger points) moved along the line
+    from the body centre to its wrist, to `factor` times the distance; the hand's shape is unchanged."""
+    out = np.array(frames, dtype=np.float32, copy=True)
+    pose = layout.part(out, "pose")
+    has_pose = np.any(pose != 0, axis=(1, 2))
+    centre = body_frame(frames)[0] if has_pose.any() else hands_frame(frames)[0]
+    for name, f in factors.items():
+        hand = layout.part(out, name)
+        found = np.any(hand != 0, axis=(1, 2))
+        wrist = np.where(found[:, None], hand[:, 0, :2], pose[:, ARM_POSE_POINTS[name][0], :2])  # (T, 2)
+        known = found | (has_pose & np.any(pose[:, ARM_POSE_POINTS[name][0], :2] != 0, axis=1))
+        delta = np.where(known[:, None], (f - 1.0) * (wrist - centre), 0.0)
+        hand[..., :2] = np.where(found[:, None, None], hand[..., :2] + delta[:, None], 0.0)
+        pts = list(ARM_POSE_POINTS[name])
+        pose[:, pts, :2] = np.where(has_pose[:, None, None], pose[:, pts, :2] + delta[:, None], pose[:, pts, :2])
+    return out
+
+
+def drop_hand_span(frames: np.ndarray, rng: np.random.Generator, low: float = 0.2, high: float = 0.6) -> np.ndarray:
+    """One hand lost for a contiguous stretch of `low` to `high` of the clip (as trackers lose a moving hand)."""
+    present = [h for h in ("left_hand", "right_hand") if np.any(layout.part(frames, h) != 0)]
+    if not present or len(frames) < 3:
+        return frames
+    name = present[rng.integers(len(present))]
+    n = max(1, round(len(frames) * rng.uniform(low, high)))
+    start = int(rng.integers(0, len(frames) - n + 1))
+    out = np.array(frames, copy=True)
+    out[start : start + n, layout.COMPONENTS[name].slice] = 0.0
+    return out
+
+
 @dataclass
 class Augment:
-    """Random training-time changes to raw `(T, 1662)` sequences; a value of 0 switches a step off."""
+    """Random training-time changes to raw `(T, 1662)` sequences; a value of 0 switches a step off. Each stands
+    for a way people and cameras differ: handedness (mirror), camera tilt and field of view (rotate, shear,
+    scale), where the person is (shift), body proportions (arms), speed and frame rate (stretch, drop), sources
+    without pose visibility (no_visibility), trackers losing a hand (hand_drop) and landmark noise (jitter)."""
 
-    mirror: float = 0.5  # probability of the left-right mirror
+    mirror: float = 0.5  # probability of the left-right mirror (hands swapped)
     rotate: float = 10.0  # degrees, uniform in [-rotate, rotate]
     scale: float = 0.1  # x and y scaled independently by 1 +- scale
-    stretch: float = 0.2  # length times 1 +- stretch
+    shear: float = 0.0  # x += k * y with k uniform in [-shear, shear] (camera tilt / lens)
+    shift: float = 0.0  # the whole person moved by up to this, in image units
+    arms: float = 0.0  # each hand's distance from the body times 1 +- arms
+    stretch: float = 0.2  # length times 1 +- stretch (speed, frame rate)
     drop: float = 0.1  # probability of dropping each frame
+    hand_drop: float = 0.0  # probability of losing one hand for 20-60% of the clip
+    no_visibility: float = 0.0  # probability of zeroing the pose visibility values
+    jitter: float = 0.0  # standard deviation of noise added to x, y of every present point
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.mirror and rng.random() < self.mirror:
             frames = mirror(frames)
-        if self.rotate or self.scale:
+        if self.arms:
+            frames = move_arms(frames, {h: 1 + rng.uniform(-self.arms, self.arms) for h in ("left_hand", "right_hand")})
+        if self.rotate or self.scale or self.shear or self.shift:
             frames = rotate_scale(frames, rng.uniform(-self.rotate, self.rotate),
-                                  1 + rng.uniform(-self.scale, self.scale), 1 + rng.uniform(-self.scale, self.scale))  # fmt: skip
+                                  1 + rng.uniform(-self.scale, self.scale), 1 + rng.uniform(-self.scale, self.scale),
+                                  rng.uniform(-self.shear, self.shear), rng.uniform(-self.shift, self.shift, 2))  # fmt: skip
+        if self.jitter:
+            noise = rng.normal(0, self.jitter, (len(frames), 2)).astype(np.float32)
+            frames = _affine_xy(frames, lambda xy: xy + noise.reshape((len(frames),) + (1,) * (xy.ndim - 2) + (2,)))
+        if self.no_visibility and rng.random() < self.no_visibility:
+            frames = np.array(frames, copy=True)
+            layout.part(frames, "pose")[..., 3] = 0.0
+        if self.hand_drop and rng.random() < self.hand_drop:
+            frames = drop_hand_span(frames, rng)
         if self.stretch:
             frames = time_stretch(frames, 1 + rng.uniform(-self.stretch, self.stretch))
         if self.drop:
