@@ -202,3 +202,24 @@ def test_writer_validates_on_write_and_store_checks_shapes_on_read(tmp_path):
     with pytest.raises(KeypointFileError, match=r"b/y.npy: holds \(5, 126\), the manifest says \(2, 126\)"):
         store.read("b/y.npy")
     assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_a_hands_only_model_reads_the_hands_of_holistic_input_and_a_full_model_refuses_hands_only_data(
+        hands_store, data_dir, clips, tmp_path):  # fmt: skip
+    """Issue 12: a model records the parts it was trained on; data without them gets a clear error."""
+    from signrec.evaluate import evaluate_run
+    from signrec.predict import load_predictor, predict_files
+    from signrec.presets import best, reference
+    from signrec.splits import filter_store
+    from signrec.training.runner import train
+
+    store = filter_store(open_store(hands_store[0]), ["gloss=book|drink|computer|before"])
+    train(store, tmp_path / "hands", best().with_config(max_epochs=1, progress=False))
+    p = load_predictor(tmp_path / "hands")
+    assert p.parts == ("left_hand", "right_hand") and p.preprocess.normalize == "hands"
+    (r,) = predict_files(p, [clips / "68011.mp4"])  # a video: full Holistic keypoints, of which it reads the hands
+    assert not r.error and r.frames == 55 and r.top[0][0] in ("book", "drink", "computer", "before")
+    full = tmp_path / "full"
+    train(data_dir / "keypoints" / "webcam" / "akashsharma095", full, reference().with_config(max_epochs=1, progress=False))
+    with pytest.raises(ValueError, match="has no pose, face keypoints, which this model reads"):
+        evaluate_run(full, store, "all")
