@@ -270,6 +270,8 @@ def _switches(p: argparse.ArgumentParser) -> None:
     g.add_argument("--read", choices=["last_valid", "final"], default="last_valid",
                    help="LSTM output read at each clip's last frame, or at the final padded step (the seed's way)")
     g.add_argument("--features", help="all (1662), pose_hands (258), hands, pose, or compact (pose+hands+25 face points)")
+    g.add_argument("--parts", help="keypoint parts the model may read, e.g. pose_hands or pose+left_hand+right_hand "
+                   "(default: all the data has)")  # fmt: skip
     g.add_argument("--normalize", choices=["none", "body", "hands", "auto"],
                    help="coordinates relative to the body (shoulders), to the hands, or auto (body if there is one)")
     for name, what in (("hand-view", "each hand relative to its wrist as an extra view"),
@@ -298,6 +300,13 @@ def _recipe(args: argparse.Namespace):
            if getattr(args, k, None) is not None}  # fmt: skip
     if pre.get("resample") == 0:
         pre["resample"] = None
+    if getattr(args, "parts", None):
+        from . import layout
+
+        try:
+            pre["parts"] = layout.check_parts(args.parts)
+        except ValueError as e:
+            raise UsageError(f"--parts {args.parts}: {e}") from None
     config = {k: getattr(args, k) for k in ("optimizer", "schedule", "weight_decay", "label_smoothing", "grad_clip",
                                             "max_epochs", "patience", "batch_size", "lr", "max_minutes", "threads")
               if getattr(args, k, None) is not None}  # fmt: skip
