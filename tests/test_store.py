@@ -223,3 +223,34 @@ def test_a_hands_only_model_reads_the_hands_of_holistic_input_and_a_full_model_r
     train(data_dir / "keypoints" / "webcam" / "akashsharma095", full, reference().with_config(max_epochs=1, progress=False))
     with pytest.raises(ValueError, match="has no pose, face keypoints, which this model reads"):
         evaluate_run(full, store, "all")
+
+
+def test_pose_files_from_pose_format_read_as_signrecs_own_extraction(clips, tmp_path):
+    """pose-format's own MediaPipe Holistic writer and signrec's extraction agree on the same real frames, and
+    a .pose written by signrec reads back as it was; .pose files import into a store."""
+    from pose_format import Pose
+    from pose_format.utils.holistic import load_holistic
+
+    from signrec.extract import extract_video
+    from signrec.store.posefmt import read_pose, write_pose
+    from signrec.video import iter_rgb, probe
+
+    clip = clips / "01377.mp4"
+    info = probe(clip)
+    ours = extract_video(clip).keypoints
+    theirs = load_holistic(list(iter_rgb(clip)), fps=info.fps, width=info.width, height=info.height)
+    (tmp_path / "src" / "afraid").mkdir(parents=True)
+    with open(tmp_path / "src" / "afraid" / "01377.pose", "wb") as f:
+        theirs.write(f)
+    got = read_pose(tmp_path / "src" / "afraid" / "01377.pose")
+    assert got.shape == ours.shape == (22, 1662)
+    np.testing.assert_array_equal(layout.presence(got), layout.presence(ours))
+    np.testing.assert_allclose(got, ours, atol=2e-4)  # float32 pixels back to 0..1
+    write_pose(tmp_path / "ours.pose", ours, info.fps, info.width, info.height)
+    np.testing.assert_allclose(read_pose(tmp_path / "ours.pose"), ours, atol=1e-5)
+    pose = Pose.read((tmp_path / "ours.pose").read_bytes())
+    assert [c.name for c in pose.header.components] == ["POSE_LANDMARKS", "FACE_LANDMARKS", "LEFT_HAND_LANDMARKS",
+                                                        "RIGHT_HAND_LANDMARKS"]  # fmt: skip
+    assert pose.header.components[0].points[15] == "LEFT_WRIST" and pose.body.data.shape == (22, 1, 543, 3)
+    s = import_keypoints(tmp_path / "src", tmp_path / "kp", progress=False)
+    assert s.ok == 1 and open_store(tmp_path / "kp").glosses == ["afraid"]
