@@ -74,7 +74,13 @@ INVARIANCE = {
     "best+shear-scale": lambda: replace(best(), augment=replace(Augment(), shear=0.15, scale=0.2, rotate=15)),
     "best+hand-drop": lambda: replace(best(), augment=replace(Augment(), hand_drop=0.3)),
     "best+no-visibility": lambda: replace(best(), augment=replace(Augment(), no_visibility=0.5)),
+    "best+aspect-aug": lambda: replace(best(), augment=replace(Augment(), aspect=1.8)),
+    "best+aspect-norm": lambda: replace(best(), preprocess=replace(BEST_PREPROCESS, aspect=True)),
+    "best+duration": lambda: replace(best(), preprocess=replace(BEST_PREPROCESS, resample=32, resample_all=True)),
+    "best+invariant2": lambda: replace(best(), preprocess=replace(BEST_PREPROCESS, aspect=True, resample=32,
+                                                                  resample_all=True), augment=INVARIANT2),
 }
+INVARIANT2 = replace(INVARIANT, aspect=1.3, no_visibility=0.0)
 RECIPES.update(ABLATIONS)
 RECIPES.update(INVARIANCE)
 MAIN_RECIPES = ["ref-tanh", "ref-relu", "best"]
@@ -273,6 +279,7 @@ def main() -> None:
     ap.add_argument("--recipes", nargs="+", default=MAIN_RECIPES, choices=list(RECIPES))
     ap.add_argument("--work", default="work/bench-accuracy")
     ap.add_argument("--fresh", action="store_true", help="forget saved results")
+    ap.add_argument("--only", help="run only the tasks whose name contains this")
     args = ap.parse_args()
     data = require_data()
     work = Path(args.work)
@@ -280,7 +287,7 @@ def main() -> None:
         shutil.rmtree(work / "results")
     rows = []
     for proto in args.protocol:
-        tasks = PROTOCOLS[proto](data, args.seeds, work)
+        tasks = [t for t in PROTOCOLS[proto](data, args.seeds, work) if not args.only or args.only in t.name]
         for recipe_name in args.recipes:
             results: dict[str, list[dict]] = {}
             for task in tasks:

@@ -101,6 +101,8 @@ class Preprocess:
     motion: bool = False
     flags: bool = False
     resample: int | None = None  # longer sequences are resampled (not cut) to this many frames
+    resample_all: bool = False  # shorter ones too (every clip `resample` frames: frame rate and speed factored out)
+    aspect: bool = False  # with normalize="body": undo the camera's aspect ratio (see `level_aspect`)
     fill_gaps: int = 0  # hands missing for at most this many frames in a row are interpolated (0 = off)
 
     def __post_init__(self) -> None:
@@ -152,7 +154,7 @@ class Preprocess:
 
     def __call__(self, keypoints: np.ndarray) -> np.ndarray:
         layout.check_frames(keypoints)
-        if self.resample is not None and len(keypoints) > self.resample:
+        if self.resample is not None and (len(keypoints) > self.resample or self.resample_all):
             keypoints = resample(keypoints, self.resample)
         if self.is_reference:
             parts = self._coord_parts
@@ -170,7 +172,7 @@ class Preprocess:
         present = layout.presence(frames)  # (T, 4)
         normalize = self.resolved_normalize
         if normalize == "body":
-            frames = normalize_body(frames)
+            frames = normalize_body(level_aspect(frames) if self.aspect else frames)
         elif normalize == "hands":
             frames = normalize_hands(frames)
         if self.features == "compact":
@@ -265,6 +267,28 @@ def normalize_hands(frames: np.ndarray) -> np.ndarray:
     position of each hand within the clip (and relative to the other) is kept; missing parts stay zero."""
     centre, scale = hands_frame(frames)
     return _affine_xy(frames, lambda xy: (xy - centre) / scale, z_scale=1.0 / scale)
+
+
+HEAD_HEIGHT = 0.6  # nose above the middle of the shoulders, in shoulder widths, for a typical upright signer
+
+
+def level_aspect(frames: np.ndarray) -> np.ndarray:
+    """Undo the camera's aspect ratio: Holistic's x is a share of the image width and y of its height, so the
+    same body looks taller in a landscape video than in a portrait one (1.6x between the webcam and the phone
+    recordings here). y is scaled about the body centre so that the nose sits HEAD_HEIGHT shoulder widths above
+    the shoulders (medians over the frames with a pose); without a pose, nothing changes."""
+    pose = layout.part(frames, "pose")
+    has_pose = np.any(pose != 0, axis=(1, 2))
+    if not has_pose.any():
+        return frames
+    p = pose[has_pose]
+    width = np.median(np.abs(p[:, layout.POSE_LEFT_SHOULDER, 0] - p[:, layout.POSE_RIGHT_SHOULDER, 0]))
+    height = np.median((p[:, layout.POSE_LEFT_SHOULDER, 1] + p[:, layout.POSE_RIGHT_SHOULDER, 1]) / 2 - p[:, layout.POSE_NOSE, 1])
+    if width < 1e-6 or height < 1e-6:
+        return frames
+    centre, _ = body_frame(frames)
+    k = np.float32(HEAD_HEIGHT * width / height)
+    return _affine_xy(frames, lambda xy: np.stack([xy[..., 0], centre[1] + (xy[..., 1] - centre[1]) * k], axis=-1))
 
 
 def normalize_body(frames: np.ndarray) -> np.ndarray:
@@ -400,6 +424,7 @@ class Augment:
     mirror: float = 0.5  # probability of the left-right mirror (hands swapped)
     rotate: float = 10.0  # degrees, uniform in [-rotate, rotate]
     scale: float = 0.1  # x and y scaled independently by 1 +- scale
+    aspect: float = 1.0  # y scaled by a factor between 1/aspect and aspect (log-uniform): other cameras' shapes
     shear: float = 0.0  # x += k * y with k uniform in [-shear, shear] (camera tilt / lens)
     shift: float = 0.0  # the whole person moved by up to this, in image units
     arms: float = 0.0  # each hand's distance from the body times 1 +- arms
@@ -414,9 +439,10 @@ class Augment:
             frames = mirror(frames)
         if self.arms:
             frames = move_arms(frames, {h: 1 + rng.uniform(-self.arms, self.arms) for h in ("left_hand", "right_hand")})
-        if self.rotate or self.scale or self.shear or self.shift:
+        if self.rotate or self.scale or self.shear or self.shift or self.aspect > 1:
+            a = float(np.exp(rng.uniform(-np.log(self.aspect), np.log(self.aspect)))) if self.aspect > 1 else 1.0
             frames = rotate_scale(frames, rng.uniform(-self.rotate, self.rotate),
-                                  1 + rng.uniform(-self.scale, self.scale), 1 + rng.uniform(-self.scale, self.scale),
+                                  1 + rng.uniform(-self.scale, self.scale), a * (1 + rng.uniform(-self.scale, self.scale)),
                                   rng.uniform(-self.shear, self.shear), rng.uniform(-self.shift, self.shift, 2))  # fmt: skip
         if self.jitter:
             noise = rng.normal(0, self.jitter, (len(frames), 2)).astype(np.float32)
