@@ -223,3 +223,24 @@ def test_the_invariance_augmentations_do_what_they_say(seq):
     aug = Augment(mirror=0, rotate=0, scale=0, stretch=0, drop=0, no_visibility=1.0, jitter=0.01)
     out = aug(seq, rng)
     assert not layout.part(out, "pose")[..., 3].any() and np.array_equal(layout.presence(out), present)
+
+
+def test_level_aspect_makes_portrait_and_landscape_agree(seq):
+    """The same signer filmed with another aspect ratio (y stretched 1.6x) gives the same features."""
+    from signrec.transforms import level_aspect
+
+    stretched = rotate_scale(seq, 0, 1.0, 1.6)
+    pre = Preprocess(features="compact", normalize="body", aspect=True)
+    np.testing.assert_allclose(pre(stretched), pre(seq), atol=1e-4)
+    plain = Preprocess(features="compact", normalize="body")
+    assert np.abs(plain(stretched) - plain(seq)).max() > 0.1  # without it they differ
+    pose = layout.part(level_aspect(seq), "pose")[layout.presence(seq)[:, 0]]
+    width = np.median(np.abs(pose[:, 11, 0] - pose[:, 12, 0]))
+    height = np.median((pose[:, 11, 1] + pose[:, 12, 1]) / 2 - pose[:, 0, 1])
+    assert height / width == pytest.approx(0.6, rel=0.05)
+
+
+def test_resample_all_gives_every_clip_the_same_length(seq):
+    pre = Preprocess(features="compact", normalize="body", resample=32, resample_all=True)
+    assert pre(seq[:18]).shape[0] == pre(seq).shape[0] == 32
+    assert Preprocess(features="compact", normalize="body", resample=32)(seq[:18]).shape[0] == 18
