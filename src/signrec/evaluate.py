@@ -270,9 +270,7 @@ class Evaluation:
                 f"{m.top5_per_gloss:.1%} per gloss; n={m.n}")  # fmt: skip
 
 
-SIDE_WORDS = {"test": "test clips", "val": "validation clips (used for early stopping, so optimistic)",
-              "train": "training clips (seen in training: not an estimate of accuracy)",
-              "all": "every clip"}  # fmt: skip
+SIDE_WORDS = {"test": "test", "val": "validation", "train": "training"}
 CHUNK = 256  # clips read and scored at a time
 
 
@@ -349,8 +347,10 @@ def evaluate_run(
     out = Path(out) if out else folder / f"eval-{name}-{split}"
     out.mkdir(parents=True, exist_ok=True)
     where_text = f" where {where if isinstance(where, str) else ','.join(where)}" if where else ""
-    side = "the model's " + SIDE_WORDS[split] if split != "all" else SIDE_WORDS["all"]
-    scored = f"{len(known)} {side.split(' (')[0]} of {store.root}{where_text}"
+    if split == "all":
+        scored = f"all {len(known)} clips of {store.root}{where_text}"
+    else:
+        scored = f"the {len(known)} {SIDE_WORDS[split]} clips of {store.root}{where_text} (the run's {split} split)"
     warnings_ = []
     if unknown:
         warnings_.append(f"skipped {sum(unknown.values())} clips of {len(unknown)} glosses the model does not know: "
