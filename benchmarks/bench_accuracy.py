@@ -79,6 +79,8 @@ INVARIANCE = {
     "best+duration": lambda: replace(best(), preprocess=replace(BEST_PREPROCESS, resample=32, resample_all=True)),
     "best+invariant2": lambda: replace(best(), preprocess=replace(BEST_PREPROCESS, aspect=True, resample=32,
                                                                   resample_all=True), augment=INVARIANT2),
+    "best+invariant2-no-duration": lambda: replace(best(), preprocess=replace(BEST_PREPROCESS, aspect=True),
+                                                   augment=INVARIANT2),
 }
 INVARIANT2 = replace(INVARIANT, aspect=1.3, no_visibility=0.0)
 RECIPES.update(ABLATIONS)

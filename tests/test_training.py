@@ -239,3 +239,15 @@ def test_keras_run_card_records_what_was_applied(webcam_signer, tmp_path):
     assert optimizer["class_name"] == "AdamW" and optimizer["config"]["weight_decay"] == pytest.approx(0.01)
     assert optimizer["config"]["clipnorm"] == 1.0
     assert optimizer["config"]["learning_rate"]["class_name"] == "CosineDecay"
+
+
+def test_ema_weights_are_what_is_validated_and_saved(webcam_signer, tmp_path):
+    import torch
+
+    train(webcam_signer, tmp_path, quick(best(), max_epochs=2, ema=0.9))
+    ckpt = torch.load(tmp_path / "lightning" / "best.ckpt", map_location="cpu", weights_only=True)
+    averaged, current = ckpt["state_dict"], ckpt["current_model_state"]
+    saved = torch.load(tmp_path / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
+    name = "model.head.1.weight"
+    torch.testing.assert_close(saved[name.removeprefix("model.")], averaged[name])
+    assert not torch.allclose(averaged[name], current[name])  # the moving average, not the last step's weights

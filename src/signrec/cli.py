@@ -379,7 +379,7 @@ def _compare(p: argparse.ArgumentParser) -> None:
                  if getattr(args, k) is not None}  # fmt: skip
         config = replace(reference(args.activation).config, **given, seed=args.seed, progress=not args.no_progress)
         c = compare(args.data, args.out, config, args.activation, split=args.split, where=args.where, force=args.force,
-                    command=_command_line())  # fmt: skip
+                    command=_command_line(args))  # fmt: skip
         print(c.table)
         print(f"report: {c.report}")
         return 0
@@ -434,7 +434,7 @@ def _run(p: argparse.ArgumentParser) -> None:
                     local=args.local, models=models, max_epochs=args.max_epochs, max_minutes=args.max_minutes,
                     workers=args.workers, seed=args.seed, split=args.split, where=args.where, aliases=names,
                     threads=args.threads, force=args.force, progress=not args.no_progress,
-                    command=_command_line())  # fmt: skip
+                    command=_command_line(args))  # fmt: skip
         print(s.table)
         print("stages: " + ", ".join(f"{k} ({v})" for k, v in s.stages.items()))
         print(f"report: {s.report}")
@@ -576,8 +576,9 @@ def _export(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run)
 
 
-def _command_line() -> str:
-    return "signrec " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv and sys.argv[1:] else ""
+def _command_line(args: argparse.Namespace) -> str:
+    """The command as the user gave it (to `main`, not necessarily `sys.argv`), for the report."""
+    return "signrec " + " ".join(shlex.quote(a) for a in args.argv)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -602,7 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -49,7 +49,10 @@ def _with_onnx_lstms(model):
 
 
 def export_onnx(checkpoint: str | os.PathLike, path: str | os.PathLike, frames: int | None = None) -> Path:
-    """Export a PyTorch run or `model.pt` to ONNX at `path` (written atomically)."""
+    """Export a PyTorch run or `model.pt` to ONNX at `path` (written atomically).
+
+    The graph's output is the model's own softmax; the card stored in the file carries the calibration
+    (temperature, unknown threshold) that `load_predictor` applies on top, as it does for the checkpoint."""
     import torch
 
     src = resolve(checkpoint)

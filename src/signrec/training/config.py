@@ -27,6 +27,8 @@ class TrainConfig:
     schedule: str = "none"  # "none" or "cosine" (linear warm-up, then cosine decay over max_epochs)
     warmup_epochs: int = 5
     grad_clip: float = 0.0  # 0 = off
+    ema: float = 0.0  # decay of an exponential moving average of the weights, per step (0 = off); validation,
+    # early stopping and the saved model use the averaged weights
     seed: int = 0
     max_minutes: float | None = None  # stop gracefully after this long (the best model so far is kept)
     threads: int | None = None  # torch threads; None = measured at the start (see training.threads)
@@ -43,6 +45,8 @@ class TrainConfig:
         for name in ("max_epochs", "patience", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
 

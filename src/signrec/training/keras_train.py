@@ -41,6 +41,8 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:
                                                     decay_steps=total - warm, alpha=0.01, warmup_target=config.lr,
                                                     warmup_steps=warm)  # fmt: skip
     clip = {"clipnorm": config.grad_clip} if config.grad_clip else {}
+    if config.ema:  # Keras keeps the moving average in the optimiser and uses it when training ends
+        clip.update(use_ema=True, ema_momentum=config.ema)
     if config.optimizer == "adamw":
         return keras.optimizers.AdamW(learning_rate=lr, weight_decay=config.weight_decay, **clip)
     if config.weight_decay:

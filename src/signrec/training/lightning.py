@@ -212,6 +212,7 @@ def fit(
                                                     save_top_k=1, save_last=True, enable_version_counter=False)  # fmt: skip
     stop = L.pytorch.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=config.patience)
     graceful = _GracefulStop()
+    averaging = [L.pytorch.callbacks.EMAWeightAveraging(decay=config.ema)] if config.ema else []
     loggers: list = []
     try:
         loggers.append(L.pytorch.loggers.TensorBoardLogger(out, name="tensorboard", version=""))
@@ -220,7 +221,7 @@ def fit(
     trainer = L.Trainer(
         max_epochs=config.max_epochs, accelerator="auto", devices=config.devices, strategy=config.strategy,
         num_nodes=config.num_nodes, logger=loggers or False,
-        callbacks=[best_ckpt, stop, graceful, _Record(history)], enable_progress_bar=False,
+        callbacks=[*averaging, best_ckpt, stop, graceful, _Record(history)], enable_progress_bar=False,
         enable_model_summary=False, log_every_n_steps=1, deterministic=False, num_sanity_val_steps=0,
         gradient_clip_val=config.grad_clip or None,
         max_time={"minutes": config.max_minutes} if config.max_minutes else None,

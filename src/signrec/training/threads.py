@@ -68,6 +68,14 @@ def _time_steps(step: Callable[[], None], threads: int, give_up_after: float = f
     return statistics.median(times)
 
 
+def can_spawn() -> bool:
+    """Whether a spawned process can re-create this one's `__main__` (not so for a script read from stdin)."""
+    import sys
+
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or os.path.exists(main_file)
+
+
 def choose(model: Any, batch: tuple, loss_fn: Callable, make_batch: Callable[[], Any] | None = None,
            fixed: int | None = None) -> ThreadChoice:  # fmt: skip
     """Pick threads and workers for training `model` on batches like `batch` = (x, mask, y).
@@ -102,7 +110,7 @@ def choose(model: Any, batch: tuple, loss_fn: Callable, make_batch: Callable[[],
     threads = int(min(measured, key=measured.get))
     compute = measured[str(threads)]
     # A worker process runs beside training: it pays when there is a core left for it and the batch takes a
-    # noticeable share of a step to make.
-    workers = 1 if n > threads and data > 0.2 * compute else 0
+    # noticeable share of a step to make (and when a spawned process can start: see `can_spawn`).
+    workers = 1 if n > threads and data > 0.2 * compute and can_spawn() else 0
     torch.set_num_threads(threads)
     return ThreadChoice(threads, workers, measured, data)
