@@ -89,6 +89,21 @@ def split_spec(spec: str) -> str:
     return spec
 
 
+def scheduler(spec: str | None, workers: int | None = None) -> None:
+    """`--scheduler` checked for its form (not its reachability) without importing Dask."""
+    if spec is None:
+        return
+    from .cluster import parse_scheduler
+
+    try:
+        parse_scheduler(spec)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if workers is not None:
+        raise UsageError(f"--workers sizes the built-in process pool; with --scheduler {spec} the cluster decides "
+                         f"(local:N starts N workers)")  # fmt: skip
+
+
 def aliases(items: list[str] | None) -> dict[str, str]:
     out = {}
     for item in items or []:
@@ -207,12 +222,18 @@ def _data(p: argparse.ArgumentParser) -> None:
     "extract MediaPipe Holistic keypoints (frames, 1662) from a video or a folder of videos into a keypoint store",
     "signrec extract videos/ --out keypoints/ --workers 2\n"
     "  signrec extract ../shared/data/videos/wlasl12 --out kp/wlasl12      (wlasl12.csv beside it: split, signer)\n"
-    "  signrec extract clip.mp4 --out keypoints/ --frame-start 2055 --frame-end 2111",
+    "  signrec extract clip.mp4 --out keypoints/ --frame-start 2055 --frame-end 2111\n"
+    "  signrec extract videos/ --out keypoints/ --scheduler local:2         (a Dask LocalCluster of 2 workers)\n"
+    "  signrec extract videos/ --out keypoints/ --scheduler tcp://head:8786 (a running Dask cluster; docs/cluster.md)",
 )
 def _extract(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="a video file, or a folder laid out as <gloss>/<id>.mp4")
     p.add_argument("--out", required=True, help="the keypoint store (mirrors the input as <gloss>/<id>.npy)")
-    p.add_argument("--workers", type=positive(int), default=None, help="processes (default: all cores)")
+    p.add_argument("--workers", type=positive(int), default=None,
+                   help="processes of the built-in pool (default: all cores)")
+    p.add_argument("--scheduler", help="run clips on Dask instead of the built-in pool: local:N starts a LocalCluster "
+                   "of N single-threaded workers, tcp://HOST:PORT uses a running Dask scheduler (its workers need "
+                   "signrec and the videos at the same paths; they send keypoints back, this process writes them)")  # fmt: skip
     p.add_argument("--frame-start", type=int, default=1, help="first frame, 1-based")
     p.add_argument("--frame-end", type=int, default=-1, help="last frame, inclusive; -1 = to the end")
     p.add_argument("--metadata", help="CSV with id/video_id and columns to carry (split, signer, gloss, frame_start, "
@@ -226,12 +247,13 @@ def _extract(p: argparse.ArgumentParser) -> None:
         existing(args.input, "INPUT")
         existing(args.metadata, "--metadata", "file")
         output_folder(args.out)
+        scheduler(args.scheduler, args.workers)
         from .extract import extract
         from .video import FrameRange
 
         summary = extract(args.input, args.out, workers=args.workers, frame_range=FrameRange(args.frame_start, args.frame_end),
                           metadata=args.metadata, min_person=args.min_person, progress=not args.no_progress,
-                          dtype=args.dtype)  # fmt: skip
+                          dtype=args.dtype, scheduler=args.scheduler)  # fmt: skip
         print(summary.report())
         return 1 if summary.failed else 0
 
