@@ -1,16 +1,20 @@
 """Scale-out on the engines people run: extraction on Dask (a LocalCluster, and a separately started scheduler with
-two workers on 127.0.0.1), on real clips."""
+two workers on 127.0.0.1), and training on two CPU processes with Lightning's DDP, on real clips and keypoints."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import REPO, link_tree
@@ -225,3 +229,201 @@ def test_scheduler_specs():
                       ("tcp://head", "tcp://HOST"), ("tcp://head:99999", "not a TCP port")):  # fmt: skip
         with pytest.raises(ValueError, match=says):
             parse_scheduler(bad)
+
+
+# --- training on two processes ------------------------------------------------------------------------------
+
+# Runs signrec's command line in every process of the distributed run (Lightning starts rank 1 as a copy of this
+# script) and records, per process: the clips read in each epoch, and every file it writes below the run folder
+# (Python's audit hooks see each open for writing, rename, removal and new folder).
+PROBE = '''
+import os, sys
+
+TRACE, RUN = os.environ["PROBE_TRACE"], os.path.realpath(os.environ["PROBE_RUN"])
+RANK = int(os.environ.get("LOCAL_RANK", "0"))
+busy = False
+
+
+def note(line):
+    global busy
+    busy = True
+    try:
+        with open(f"{TRACE}.{RANK}", "a") as f:
+            f.write(line + "\\n")
+    finally:
+        busy = False
+
+
+def below_run(path):
+    try:
+        return os.path.realpath(os.fsdecode(path)).startswith(RUN)
+    except (TypeError, ValueError):
+        return False
+
+
+def audit(event, args):
+    if busy:
+        return
+    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)) and below_run(args[0]):
+        mode, flags = args[1] or "", args[2] or 0
+        if any(c in mode for c in "wax+") or flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            note(f"write {os.fsdecode(args[0])}")
+    elif event in ("os.rename", "os.remove", "os.rmdir", "shutil.rmtree", "os.truncate") and below_run(args[0]):
+        note(f"{event} {os.fsdecode(args[0])}")
+    elif event == "os.mkdir" and below_run(args[0]) and not os.path.isdir(args[0]):
+        note(f"mkdir {os.fsdecode(args[0])}")
+
+
+if __name__ == "__main__":
+    sys.addaudithook(audit)
+    from signrec.training import lightning as tl
+
+    read = tl.ClipDataset.__getitem__
+
+    def traced(self, i):
+        note(f"read {self.clips[i].path}")
+        return read(self, i)
+
+    tl.ClipDataset.__getitem__ = traced
+    tl.LitClassifier.on_train_epoch_start = lambda self: note(f"epoch {self.current_epoch}")
+    from signrec.cli import main
+
+    sys.exit(main())
+'''
+
+
+@pytest.fixture(scope="module")
+def webcam_signer(data_dir):
+    return data_dir / "keypoints" / "webcam" / "akashsharma095"
+
+
+@pytest.fixture(scope="module")
+def ddp_run(webcam_signer, tmp_path_factory):
+    """`signrec train --devices 2 --strategy ddp` on CPU (gloo), through the command line, probed.
+
+    The split is the stratified one with one training clip and all validation clips but one per gloss moved to
+    test, so that neither side divides evenly between two processes: 61 training clips (31 + 30, one repeated to
+    even the shares) and 3 validation clips (2 + 1: a mean of the processes' means would weigh them 1/4, 1/4, 1/2)."""
+    from signrec.splits import make_split
+    from signrec.store import open_store
+
+    tmp = tmp_path_factory.mktemp("ddp")
+    store = open_store(webcam_signer)
+    split = make_split(store, "stratified", 0)
+    one_each = list({store.get(c).gloss: c for c in split.val}.values())
+    split.test += [split.train.pop(), *(c for c in split.val if c not in one_each)]
+    split.val = one_each
+    split.how = "stratified (seed 0), one train clip and all but three val clips moved to test"
+    split.save(tmp / "odd-split.json")
+    run, trace = tmp / "run", tmp / "trace"
+    (tmp / "probe.py").write_text(PROBE)
+    epochs = 3
+    cmd = [sys.executable, str(tmp / "probe.py"), "train", str(webcam_signer), "--out", str(run), "--devices", "2",
+           "--strategy", "ddp", "--split", str(tmp / "odd-split.json"), "--max-epochs", str(epochs), "--patience",
+           str(epochs), "--threads", "1", "--no-progress"]  # fmt: skip
+    p = subprocess.run(cmd, env={**_env(), "PROBE_TRACE": str(trace), "PROBE_RUN": str(run)}, capture_output=True,
+                       text=True, timeout=TIMEOUT, check=False)  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    return run, trace, split, epochs, p
+
+
+def _epochs(trace_file: Path) -> dict[int, list[str]]:
+    """Clips read per epoch by one process (reads before the first epoch are the thread probe's)."""
+    epochs: dict[int, list[str]] = {}
+    current = None
+    for line in trace_file.read_text().splitlines():
+        kind, _, what = line.partition(" ")
+        if kind == "epoch":
+            current = epochs.setdefault(int(what), [])
+        elif kind == "read" and current is not None:
+            current.append(what)
+    return epochs
+
+
+@pytest.mark.slow
+def test_ddp_gives_each_clip_to_one_process_per_epoch(ddp_run):
+    _, trace, split, epochs, _ = ddp_run
+    ranks = [_epochs(Path(f"{trace}.{r}")) for r in (0, 1)]
+    train, val = set(split.train), set(split.val)
+    share = math.ceil(len(train) / 2)
+    for e in range(epochs):
+        reads = [Counter(r[e]) for r in ranks]
+        got = [Counter({c: n for c, n in r.items() if c in train}) for r in reads]
+        assert [sum(g.values()) for g in got] == [share, share]  # equal shares, as DDP needs
+        both = got[0] + got[1]
+        assert set(both) == train  # every training clip read in every epoch ...
+        assert sum(both.values()) - len(train) == 2 * share - len(train) == 1  # ... once, but the one that evens out
+        seen = [Counter({c: n for c, n in r.items() if c in val}) for r in reads]
+        assert not set(seen[0]) & set(seen[1])  # validation: disjoint shares ...
+        assert seen[0] + seen[1] == Counter(val)  # ... each clip exactly once
+        assert set(reads[0]) | set(reads[1]) <= train | val  # never a test clip
+    assert ranks[0][0] != ranks[0][1]  # reshuffled each epoch
+
+
+@pytest.mark.slow
+def test_ddp_only_rank_zero_writes(ddp_run):
+    run, trace, _, epochs, p = ddp_run
+    rank0 = Path(f"{trace}.0").read_text().splitlines()
+    rank1 = Path(f"{trace}.1").read_text().splitlines()
+    written0 = [line for line in rank0 if not line.startswith(("read ", "epoch "))]
+    assert any(line.endswith("history.csv") for line in written0)  # the probe sees what rank 0 writes ...
+    assert any("run.json" in line for line in written0) and any("model.pt" in line for line in written0)
+    assert [line for line in rank1 if not line.startswith(("read ", "epoch "))] == []  # ... and rank 1 writes nothing
+    assert p.stdout.count("torch/lstm:") == 1  # one result line: rank 1 left quietly
+    from signrec.io import read_csv_rows
+
+    assert [int(r["epoch"]) for r in read_csv_rows(run / "history.csv")] == list(range(1, epochs + 1))
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "finished"
+    card = record["card"]["training"]
+    assert (card["world_size"], card["devices"], card["strategy"]) == (2, 2, "ddp")
+    assert card["threads"]["threads"] == 1
+
+
+@pytest.mark.slow
+def test_ddp_validation_figures_are_the_whole_split_and_the_run_evaluates(ddp_run, webcam_signer, tmp_path, capsys):
+    """The recorded val loss/accuracy of the best epoch are those a single process computes with the saved model
+    on the whole validation split, not a mean of the two processes' means (which differ here: 2 and 1 clips)."""
+    from signrec.io import read_csv_rows
+    from signrec.predict import load_predictor
+    from signrec.store import open_store
+
+    run, _, split, _, _ = ddp_run
+    predictor = load_predictor(run)
+    store = open_store(webcam_signer)
+    val = store.subset(split.val)
+    probs = predictor.predict_proba([store.read(c) for c in val])
+    y = np.array([predictor.labels.index(c.gloss) for c in val])
+    right = probs.argmax(1) == y
+    nll = -np.log(probs[np.arange(len(y)), y])
+    best = predictor.card.training["best_epoch"]
+    row = next(r for r in read_csv_rows(run / "history.csv") if int(r["epoch"]) == best)
+    assert float(row["val_acc"]) == pytest.approx(right.mean(), abs=1e-6)
+    assert float(row["val_loss"]) == pytest.approx(nll.mean(), abs=2e-5)
+    shares = [nll[r::2].mean() for r in (0, 1)]  # what averaging the processes' own means would have recorded
+    assert abs(np.mean(shares) - nll.mean()) > 1e-4, "this split cannot tell the two apart"
+    assert main(["evaluate", str(run), "--out", str(tmp_path / "eval")]) == 0
+    assert "top-1" in capsys.readouterr().out and (tmp_path / "eval" / "report.md").exists()
+
+
+@pytest.mark.slow
+def test_run_passes_devices_through_and_launches_each_torch_model(webcam_signer, tmp_path):
+    """`signrec run --devices 2 --strategy ddp`: Lightning starts a second process for each PyTorch model in turn
+    (the second one only starts if the first launch was wound up); the Keras baseline trains in one process."""
+    out, trace = tmp_path / "run", tmp_path / "trace"
+    (tmp_path / "probe.py").write_text(PROBE)
+    cmd = [sys.executable, str(tmp_path / "probe.py"), "run", "--keypoints", str(webcam_signer), "--models",
+           "reference-torch,best", "--max-epochs", "1", "--devices", "2", "--strategy", "ddp", "--threads", "1",
+           "--no-progress", "--out", str(out)]  # fmt: skip
+    p = subprocess.run(cmd, env={**_env(), "PROBE_TRACE": str(trace), "PROBE_RUN": str(out)}, capture_output=True,
+                       text=True, timeout=TIMEOUT, check=False)  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.count("| reference-torch |") == 1 and p.stdout.count("| best |") == 1  # rank 0 reported once
+    for model in ("reference-torch", "best"):
+        card = json.loads((out / "runs" / model / "run.json").read_text())["card"]["training"]
+        assert (card["world_size"], card["strategy"]) == (2, "ddp"), model
+    epochs = [line for line in Path(f"{trace}.1").read_text().splitlines() if line.startswith("epoch")]
+    assert len(epochs) == 2  # a rank-1 process trained one epoch of each model ...
+    assert [line for line in Path(f"{trace}.1").read_text().splitlines()
+            if not line.startswith(("read ", "epoch "))] == []  # ... and wrote nothing  # fmt: skip
+    assert (out / "report.md").exists() and (out / "runs" / "best" / "eval-akashsharma095-test").is_dir()
