@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from distributed import WorkerPlugin
 
 from conftest import REPO, link_tree
 from signrec.cli import main
@@ -28,9 +29,11 @@ BAD = {"time/dead.mp4": "not a readable video", "afraid/cut.mp4": "no frame coul
 TIMEOUT = 240  # seconds any one cluster run may take on a busy 2-core machine
 
 
-def _env() -> dict[str, str]:
-    """Environment for processes we start: this checkout's signrec first (workers import it)."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+def _env(**extra: str) -> dict[str, str]:
+    """Environment for processes we start: this checkout's signrec first (workers import it), and the tests (a
+    worker plugin defined here is unpickled there)."""
+    path = [str(REPO / "src"), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path), **extra}
 
 
 def _free_port() -> int:
@@ -163,9 +166,12 @@ def test_a_worker_killed_mid_run_loses_nothing(video_tree, pool_run, tmp_path):
     _same_store(out, pool_run)
 
 
-@pytest.fixture
-def dask_cluster(tmp_path):
-    """`dask scheduler` and two `dask worker --nthreads 1` processes on 127.0.0.1, started here, stopped after."""
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """`dask scheduler` and two `dask worker --nthreads 1` processes on 127.0.0.1, started here, stopped after.
+
+    The scheduler gives up on a task after its worker died twice (Dask's default is four times)."""
+    tmp_path = tmp_path_factory.mktemp("cluster")
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     logs = tmp_path / "cluster-logs"
@@ -179,7 +185,8 @@ def dask_cluster(tmp_path):
     try:
         for name, cmd in commands.items():
             with open(logs / f"{name}.log", "w") as log:  # the process keeps its own copy of the descriptor
-                procs.append(subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=log))
+                env = _env(DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1")
+                procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log))
         from dask.distributed import Client
 
         with Client(address, timeout="60s") as client:
@@ -203,6 +210,44 @@ def test_a_separately_started_scheduler_and_two_workers(dask_cluster, video_tree
     assert sorted(client.run(holistics_opened).values()) == [1, 1]
     assert holistics_opened() == 0
     assert not (out / "extract.log").exists()  # remote workers keep their own logs
+
+
+class CrashOn(WorkerPlugin):
+    """A worker plugin that makes every worker process die (as in a native crash) when it extracts one clip."""
+
+    name = "signrec-test-crash"
+
+    def __init__(self, filename: str):
+        self.filename = filename
+
+    def setup(self, worker: object) -> None:
+        from signrec import extract as ex
+
+        real, filename = ex.extract_video, self.filename
+
+        def extract_video(path, *args, **kwargs):
+            if os.path.basename(path) == filename:
+                os._exit(1)
+            return real(path, *args, **kwargs)
+
+        ex.extract_video = extract_video
+
+
+@pytest.mark.slow
+def test_a_clip_that_kills_its_worker_every_time_is_recorded_and_skipped(dask_cluster, clips, tmp_path):
+    address, client = dask_cluster
+    client.register_plugin(CrashOn("crash.mp4"), name=CrashOn.name)
+    try:
+        videos = link_tree(tmp_path / "videos", {"afraid/01377.mp4": clips / "01377.mp4",
+                                                 "afraid/crash.mp4": clips / "01377.mp4"})  # fmt: skip
+        summary = extract(videos, tmp_path / "kp", scheduler=address, progress=False)
+    finally:
+        client.unregister_worker_plugin(CrashOn.name)
+        client.wait_for_workers(2, timeout=120)  # the workers it killed are back
+    assert summary.done == 1 and list(summary.failed) == [str(videos / "afraid" / "crash.mp4")]
+    row = {r["id"]: r for r in read_manifest(tmp_path / "kp")}["crash"]
+    assert row["status"] == "failed" and "the Dask worker died each time it ran this clip" in row["error"]
+    assert not (tmp_path / "kp" / "afraid" / "crash.npy").exists()
 
 
 def test_an_unreachable_scheduler_is_a_clear_error_and_leaves_nothing(video_tree, tmp_path):

@@ -93,11 +93,12 @@ def scheduler(spec: str | None, workers: int | None = None) -> None:
     """`--scheduler` checked for its form (not its reachability) without importing Dask."""
     if spec is None:
         return
-    from .cluster import parse_scheduler
+    from .cluster import ClusterError, parse_scheduler, require_dask
 
     try:
         parse_scheduler(spec)
-    except ValueError as e:
+        require_dask()
+    except (ValueError, ClusterError) as e:
         raise UsageError(str(e)) from None
     if workers is not None:
         raise UsageError(f"--workers sizes the built-in process pool; with --scheduler {spec} the cluster decides "

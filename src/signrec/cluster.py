@@ -5,8 +5,10 @@
 on SLURM, Kubernetes; see docs/cluster.md). Dask schedules, balances and re-runs; signrec only submits clips:
 
 - Each task is `extract.extract_clip`, the very function the built-in process pool runs, so the arrays are the
-  same. Each worker thread opens one Holistic on its first clip and reuses it; Holistic already keeps two cores
-  busy, so workers should run one task at a time (`--nthreads 1`; a LocalCluster always does).
+  same. Each worker thread opens one Holistic on its first clip and reuses it. Like the built-in pool, workers
+  should be single-threaded processes, about one per core (`dask worker --nthreads 1 --nworkers CORES`; a
+  LocalCluster always is): Holistic spreads one clip over more than one core by itself, and a second process per
+  two cores still adds about half again (BENCHMARKS.md), while threads of one process share its interpreter.
 - Workers send the keypoints back (about 400 KB for a 60-frame clip) and this process writes them through the
   store. Worker nodes need not see the output folder, and a worker killed in the middle of a clip never leaves a
   file behind: Dask runs its clips again on another worker (a clip that kills its worker every time is recorded
@@ -25,7 +27,10 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .extract import ClipResult, Job
 
 LOCAL = "local"
 _ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
@@ -72,7 +77,15 @@ def parse_scheduler(text: str) -> Scheduler:
     return Scheduler(address=text)
 
 
-def _extract_task(job: Any, min_person: float, dataset: str, log_path: str | None) -> Any:
+def require_dask() -> None:
+    """Dask is an optional dependency: a clear error with the install hint when it is missing (imports nothing)."""
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        raise ClusterError("--scheduler needs Dask distributed, which is not installed: pip install 'signrec[cluster]'")
+
+
+def _extract_task(job: Job, min_person: float, dataset: str, log_path: str | None) -> ClipResult:
     """What a Dask worker runs for one clip (the pool's task, after the same once-per-process setup)."""
     from .extract import extract_clip, worker_setup
 
@@ -80,7 +93,7 @@ def _extract_task(job: Any, min_person: float, dataset: str, log_path: str | Non
     return extract_clip(job, min_person, dataset)
 
 
-def _frames_task(job: Any) -> int:
+def _frames_task(job: Job) -> int:
     from .extract import expected_frames
 
     return expected_frames(job)
@@ -90,6 +103,7 @@ class DaskEngine:
     """Runs clips on a Dask cluster; the same interface as `extract.ProcessPool` (frames, results, close)."""
 
     def __init__(self, scheduler: Scheduler, log_path: str | None = None):
+        require_dask()
         import dask
         from dask.distributed import Client, LocalCluster
 
@@ -102,7 +116,11 @@ class DaskEngine:
             # (start-up, a worker restarted) stays out of the progress bar.
             self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                                         scheduler_port=0, dashboard_address=":0", silence_logs=logging.ERROR)  # fmt: skip
-            self.client = Client(self.cluster)
+            try:
+                self.client = Client(self.cluster)
+            except BaseException:
+                self.cluster.close(timeout=30)
+                raise
             self.log_path = log_path  # same machine: workers' native log lines go to OUT/extract.log
             self.description = f"Dask LocalCluster ({n} worker{'s' if n > 1 else ''} x 1 thread)"
             return
@@ -124,15 +142,15 @@ class DaskEngine:
             self.notes.append(f"the Dask cluster at {scheduler.address} had no workers when the run started; "
                               f"clips waited for workers to join")  # fmt: skip
         if threads and max(threads) > 1:
-            self.notes.append(f"some Dask workers run {max(threads)} threads: each thread opens its own Holistic "
-                              f"and Holistic already uses about two cores; `dask worker --nthreads 1` is usually "
-                              f"faster")  # fmt: skip
+            self.notes.append(f"some Dask workers run {max(threads)} threads, each with its own Holistic; signrec "
+                              f"is measured with single-threaded worker processes, about one per core (`dask worker "
+                              f"--nthreads 1 --nworkers CORES`)")  # fmt: skip
 
-    def _remote(self, job: Any) -> Any:
+    def _remote(self, job: Job) -> Job:
         """The job as a worker sees it: an absolute path, since a worker's working folder is not ours."""
         return dataclasses.replace(job, source=os.path.abspath(job.source))
 
-    def frames(self, jobs: list) -> list[int]:
+    def frames(self, jobs: list[Job]) -> list[int]:
         """Expected frames per job, read from the containers on the workers (this process opens no video)."""
         futures = self.client.map(_frames_task, [self._remote(j) for j in jobs], pure=False)
         try:
@@ -140,10 +158,10 @@ class DaskEngine:
         finally:
             self.client.cancel(futures)
 
-    def results(self, jobs: list, min_person: float, dataset: str) -> Iterator[tuple[Any, Any]]:
+    def results(self, jobs: list[Job], min_person: float, dataset: str) -> Iterator[tuple[Job, ClipResult]]:
         """(job, result) as workers finish them, in any order; a clip re-run after its worker died comes once."""
-        import dask
         from dask.distributed import as_completed
+        from distributed.client import FutureCancelledError
         from distributed.scheduler import KilledWorker
 
         from .extract import failed_clip
@@ -153,17 +171,20 @@ class DaskEngine:
         job_of = {f.key: j for f, j in zip(futures, jobs)}
         done = as_completed(futures)
         del futures  # as_completed holds each future until it is done; then we let go of it (and its array)
-        tries = int(dask.config.get("distributed.scheduler.allowed-failures")) + 1
         for future in done:
             job = job_of.pop(future.key)
             try:
                 result = future.result()
             except KilledWorker:
-                result = failed_clip(job, dataset, f"{job.source}: a Dask worker died each of the {tries} times it "
-                                     f"ran this clip (a crash in MediaPipe or FFmpeg, or out of memory)")  # fmt: skip
+                result = failed_clip(job, dataset, f"{job.source}: the Dask worker died each time it ran this clip (a "
+                                     f"crash in MediaPipe or FFmpeg, or out of memory); Dask gave up after "
+                                     f"distributed.scheduler.allowed-failures + 1 tries")  # fmt: skip
             except ImportError as e:
                 raise ClusterError(f"the Dask workers cannot run signrec ({e}); install the same signrec version "
                                    f"in the workers' environment") from None  # fmt: skip
+            except FutureCancelledError as e:
+                raise ClusterError(f"the Dask cluster dropped the clips ({e}); the clips stored so far are kept: run "
+                                   f"the same command again to finish") from None  # fmt: skip
             finally:
                 future.release()
             result.row["source"] = job.source  # as given here, like the pool writes it
