@@ -7,7 +7,7 @@ import pytest
 
 from signrec.cli import COMMANDS, main
 
-HEAVY = ("torch", "mediapipe", "keras", "lightning", "cv2", "jax", "sklearn")
+HEAVY = ("torch", "mediapipe", "keras", "lightning", "cv2", "jax", "sklearn", "dask", "distributed")
 
 
 def _run_in_fresh_process(args: list[str]) -> tuple[int, str, list[str]]:
@@ -24,10 +24,17 @@ def _run_in_fresh_process(args: list[str]) -> tuple[int, str, list[str]]:
 @pytest.mark.parametrize(("args", "named"), [
     (["extract", "{data}/videos/clips/68011.mp4", "--out", "{tmp}/kp", "--metadata", "/nonexistent.csv"], "/nonexistent.csv"),
     (["extract", "/nonexistent", "--out", "{tmp}/kp"], "/nonexistent"),
+    (["extract", "{data}/videos/clips/68011.mp4", "--out", "{tmp}/kp", "--scheduler", "local:0"], "local:N"),
+    (["extract", "{data}/videos/clips/68011.mp4", "--out", "{tmp}/kp", "--scheduler", "10.0.0.5:8786"], "tcp://HOST"),
+    (["extract", "{data}/videos/clips/68011.mp4", "--out", "{tmp}/kp", "--scheduler", "local:2", "--workers", "2"],
+     "--workers sizes the built-in process pool"),
+    (["run", "--videos", "{data}/videos/wlasl12", "--scheduler", "tcp://head", "--out", "{tmp}/run"], "tcp://head"),
     (["run", "--videos", "/nonexistent", "--out", "{tmp}/run"], "/nonexistent"),
     (["run", "--keypoints", "{data}/keypoints/webcam", "--models", "best,gpt", "--out", "{tmp}/run"], "gpt"),
     (["run", "--keypoints", "{data}/keypoints/webcam", "--split", "random", "--out", "{tmp}/run"], "random"),
     (["train", "/nonexistent", "--out", "{tmp}/run"], "/nonexistent"),
+    (["train", "{data}/keypoints/wlasl-b", "--out", "{tmp}/run", "--framework", "keras", "--devices", "2"],
+     "--framework torch"),
     (["train", "{data}/keypoints/wlasl-b", "--out", "{tmp}/run", "--split", "/no/split.json"], "/no/split.json"),
     (["evaluate", "/no/run"], "/no/run"),
     (["evaluate", "{tmp}", "--data", "{data}/keypoints/wlasl-b"], "not a finished run"),

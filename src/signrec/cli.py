@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .training.stop import Interrupted
+from .training.stop import Interrupted, SecondaryRank
 
 COMMANDS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
 MODELS = ("lstm", "convformer", "bigru")  # the registry's built-in names (a test keeps them in step)
@@ -87,6 +87,22 @@ def split_spec(spec: str) -> str:
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(str(e)) from None
     return spec
+
+
+def scheduler(spec: str | None, workers: int | None = None) -> None:
+    """`--scheduler` checked for its form (not its reachability) without importing Dask."""
+    if spec is None:
+        return
+    from .cluster import ClusterError, parse_scheduler, require_dask
+
+    try:
+        parse_scheduler(spec)
+        require_dask()
+    except (ValueError, ClusterError) as e:
+        raise UsageError(str(e)) from None
+    if workers is not None:
+        raise UsageError(f"--workers sizes the built-in process pool; with --scheduler {spec} the cluster decides "
+                         f"(local:N starts N workers)")  # fmt: skip
 
 
 def aliases(items: list[str] | None) -> dict[str, str]:
@@ -207,12 +223,19 @@ def _data(p: argparse.ArgumentParser) -> None:
     "extract MediaPipe Holistic keypoints (frames, 1662) from a video or a folder of videos into a keypoint store",
     "signrec extract videos/ --out keypoints/ --workers 2\n"
     "  signrec extract ../shared/data/videos/wlasl12 --out kp/wlasl12      (wlasl12.csv beside it: split, signer)\n"
-    "  signrec extract clip.mp4 --out keypoints/ --frame-start 2055 --frame-end 2111",
+    "  signrec extract clip.mp4 --out keypoints/ --frame-start 2055 --frame-end 2111\n"
+    "  signrec extract videos/ --out keypoints/ --scheduler local:2         (a Dask LocalCluster of 2 workers)\n"
+    "  signrec extract videos/ --out keypoints/ --scheduler tcp://head:8786 (a running Dask cluster; docs/cluster.md)",
 )
 def _extract(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="a video file, or a folder laid out as <gloss>/<id>.mp4")
     p.add_argument("--out", required=True, help="the keypoint store (mirrors the input as <gloss>/<id>.npy)")
-    p.add_argument("--workers", type=positive(int), default=None, help="processes (default: all cores)")
+    p.add_argument("--workers", type=positive(int), default=None,
+                   help="processes of the built-in pool (default: all cores)")
+    p.add_argument("--scheduler", help="run clips on Dask instead of the built-in pool: local:N starts a LocalCluster "
+                   "of N single-threaded workers, tcp://HOST:PORT uses a running Dask scheduler (its workers need "
+                   "signrec and the videos at the same paths; they send keypoints back, this process writes them) (default: the "
+                   "built-in process pool)")  # fmt: skip
     p.add_argument("--frame-start", type=int, default=1, help="first frame, 1-based")
     p.add_argument("--frame-end", type=int, default=-1, help="last frame, inclusive; -1 = to the end")
     p.add_argument("--metadata", help="CSV with id/video_id and columns to carry (split, signer, gloss, frame_start, "
@@ -226,12 +249,13 @@ def _extract(p: argparse.ArgumentParser) -> None:
         existing(args.input, "INPUT")
         existing(args.metadata, "--metadata", "file")
         output_folder(args.out)
+        scheduler(args.scheduler, args.workers)
         from .extract import extract
         from .video import FrameRange
 
         summary = extract(args.input, args.out, workers=args.workers, frame_range=FrameRange(args.frame_start, args.frame_end),
                           metadata=args.metadata, min_person=args.min_person, progress=not args.no_progress,
-                          dtype=args.dtype)  # fmt: skip
+                          dtype=args.dtype, scheduler=args.scheduler)  # fmt: skip
         print(summary.report())
         return 1 if summary.failed else 0
 
@@ -260,6 +284,17 @@ def _training_args(p: argparse.ArgumentParser) -> None:
                    help="activation inside the reference LSTMs (tanh: Keras's default; relu: the popular tutorial's)")
     g.add_argument("--force", action="store_true", help="replace a run in --out that was made with other settings")
     g.add_argument("--no-progress", action="store_true", help="no progress lines")
+
+
+def _device_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("devices (PyTorch models; GPUs are used when there are some, CPUs otherwise)")
+    g.add_argument("--devices", type=positive(int), default=1,
+                   help="processes per machine for data-parallel training: GPUs, or CPU processes sharing the cores")
+    g.add_argument("--strategy", choices=["auto", "ddp"], default="auto",
+                   help="Lightning strategy; ddp runs one process per device, each on its share of the clips "
+                   "(auto: ddp when --devices or --num-nodes is above 1)")  # fmt: skip
+    g.add_argument("--num-nodes", type=positive(int), default=1,
+                   help="machines, each running this command under srun or torchrun (docs/cluster.md)")
 
 
 def _switches(p: argparse.ArgumentParser) -> None:
@@ -308,7 +343,8 @@ def _recipe(args: argparse.Namespace):
         except ValueError as e:
             raise UsageError(f"--parts {args.parts}: {e}") from None
     config = {k: getattr(args, k) for k in ("optimizer", "schedule", "weight_decay", "label_smoothing", "grad_clip",
-                                            "max_epochs", "patience", "batch_size", "lr", "max_minutes", "threads")
+                                            "max_epochs", "patience", "batch_size", "lr", "max_minutes", "threads",
+                                            "devices", "strategy", "num_nodes")
               if getattr(args, k, None) is not None}  # fmt: skip
     config.update(seed=args.seed, progress=not args.no_progress)
     augment = r.augment if args.augment is None else (Augment() if args.augment else None)
@@ -328,7 +364,8 @@ def _recipe(args: argparse.Namespace):
     "signrec train keypoints/ --out runs/torch\n"
     "  signrec train keypoints/ --recipe best --out runs/best\n"
     "  signrec train kp/wlasl300 --recipe best --where wlasl100=1 --out runs/wlasl100\n"
-    "  signrec train keypoints/ --recipe best --no-augment --out runs/best-no-augment   (what augmentation buys)",
+    "  signrec train keypoints/ --recipe best --no-augment --out runs/best-no-augment   (what augmentation buys)\n"
+    "  signrec train keypoints/ --recipe best --devices 2 --strategy ddp --out runs/best   (2 processes or GPUs)",
 )
 def _train(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="keypoint store (a folder of <gloss>/<id>.npy with its manifest.csv)")
@@ -336,6 +373,7 @@ def _train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--framework", choices=["torch", "keras"], default="torch")
     _data_args(p)
     _training_args(p)
+    _device_args(p)
     _switches(p)
 
     def run(args: argparse.Namespace) -> int:
@@ -344,6 +382,8 @@ def _train(p: argparse.ArgumentParser) -> None:
         split_spec(args.split)
         if args.framework == "keras" and args.model not in (None, "lstm"):
             raise UsageError(f"--model {args.model}: the Keras baseline is the reference LSTM only; use --framework torch")
+        if args.framework == "keras" and (args.devices > 1 or args.num_nodes > 1):
+            raise UsageError("--devices/--num-nodes: the Keras baseline trains in one process; use --framework torch")
         from .training.runner import train
 
         r = _recipe(args)
@@ -394,7 +434,8 @@ def _compare(p: argparse.ArgumentParser) -> None:
     "signrec run --videos ../shared/data/videos/wlasl12 --out work/run     (offline, local clips)\n"
     "  signrec run --keypoints ../shared/data/keypoints/wlasl300-hands --models best --out work/wlasl300\n"
     "  signrec run --keypoints ../shared/data/keypoints/wlasl300-hands --where wlasl100=1 --models best --out work/wlasl100\n"
-    "  signrec run --glosses book,drink,hello,idea --out work/wlasl4       (downloads WLASL)",
+    "  signrec run --glosses book,drink,hello,idea --out work/wlasl4       (downloads WLASL)\n"
+    "  signrec run --videos videos/ --scheduler local:2 --devices 2 --strategy ddp --out work/run",
 )
 def _run(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
@@ -411,10 +452,14 @@ def _run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default=",".join(RUN_MODELS), help="comma-separated: " + ", ".join(RUN_MODELS))
     p.add_argument("--alias", action="append", help="rename glosses of --keypoints sources, SOURCE=GLOSS")
     p.add_argument("--workers", type=positive(int), help="extraction processes (default: all cores)")
+    p.add_argument("--scheduler", help="extract on Dask instead of the built-in pool: local:N or tcp://HOST:PORT "
+                   "(see signrec extract --help) (default: the built-in process pool)")  # fmt: skip
     _data_args(p)
     _training_args(p)
+    _device_args(p)
 
     def run(args: argparse.Namespace) -> int:
+        scheduler(args.scheduler, args.workers)
         existing(args.videos, "--videos", "dir")
         for k in args.keypoints or []:
             existing(k, "--keypoints", "dir")
@@ -434,7 +479,8 @@ def _run(p: argparse.ArgumentParser) -> None:
                     local=args.local, models=models, max_epochs=args.max_epochs, max_minutes=args.max_minutes,
                     workers=args.workers, seed=args.seed, split=args.split, where=args.where, aliases=names,
                     threads=args.threads, force=args.force, progress=not args.no_progress,
-                    command=_command_line(args))  # fmt: skip
+                    command=_command_line(args), scheduler=args.scheduler, devices=args.devices,
+                    strategy=args.strategy, num_nodes=args.num_nodes)  # fmt: skip
         print(s.table)
         print("stages: " + ", ".join(f"{k} ({v})" for k, v in s.stages.items()))
         print(f"report: {s.report}")
@@ -611,6 +657,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except SecondaryRank:  # another process of a distributed run, done: rank 0 prints and writes
+        return 0
     except Interrupted as e:
         print(f"signrec {args.command}: {e}", file=sys.stderr)
         return e.exit_status

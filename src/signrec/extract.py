@@ -12,6 +12,7 @@ import multiprocessing as mp
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ import numpy as np
 
 from . import layout
 from .io import read_csv_rows
-from .store import COLUMNS, MANIFEST_NAME, StoreWriter, write_array
+from .store import COLUMNS, MANIFEST_NAME, StoreWriter
 from .store.schema import ALIASES, value
 from .video import FULL, VIDEO_SUFFIXES, FrameRange, VideoError, iter_rgb, probe
 
@@ -284,6 +285,7 @@ class ExtractSummary:
     parts_found: dict[str, float] = field(default_factory=dict)
     manifest: str = ""
     notes: list[str] = field(default_factory=list)
+    engine: str = ""  # what ran the clips: the process pool or a Dask cluster
 
     @property
     def frames_per_second(self) -> float:
@@ -298,7 +300,8 @@ class ExtractSummary:
         lines = [
             f"clips: {self.done} extracted, {self.skipped} already done (skipped), {len(self.failed)} failed",
             (f"frames: {self.frames} in {self.seconds:.1f} s ({self.frames_per_second:.1f} frames/s), "
-             f"{self.outside_holistic:.1%} of worker time outside Holistic"),
+             f"{self.outside_holistic:.1%} of worker time outside Holistic"
+             + (f", on a {self.engine}" if self.engine else "")),
         ]
         if self.parts_found:
             found = ", ".join(f"{k} {v:.0%}" for k, v in self.parts_found.items())
@@ -405,42 +408,128 @@ def expected_frames(job: Job) -> int:
         return 1
 
 
-_WORKER_HOLISTIC: Holistic | None = None
+# One Holistic per worker thread (per worker process with the pool and with `dask worker --nthreads 1`), made on
+# first use and reused for every clip after: loading the model costs about a second.
+_WORKER = threading.local()
+_NATIVE_LOG: str | None = None  # where this process's native log lines go, once redirected
+_SETUP = threading.Lock()
+_OPENED = 0  # Holistics this process has opened
 
 
-def _worker_init(log_path: str | None = None) -> None:
-    """Start a worker: native logs (MediaPipe's, FFmpeg's) go to `log_path`, then one Holistic is built."""
-    global _WORKER_HOLISTIC
-    if log_path:
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(fd, 2)
-        os.close(fd)
-    _WORKER_HOLISTIC = Holistic(quiet=not log_path)  # with a log, its lines go there
+def worker_setup(log_path: str | None = None) -> None:
+    """Prepare a worker process, once: native logs (MediaPipe's, FFmpeg's, written to fd 2 past Python) go to
+    `log_path` when given, so they do not run through the progress bar."""
+    global _NATIVE_LOG
+    _quiet_native_logs()
+    with _SETUP:
+        if log_path and _NATIVE_LOG is None:
+            fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(fd, 2)
+            os.close(fd)
+            _NATIVE_LOG = log_path
 
 
-def run_job(job: Job, out_root: str, min_person: float, dtype: str = "float32", dataset: str = "",
-            holistic: Holistic | None = None) -> tuple[dict, float, float]:  # fmt: skip
-    """Extract one clip and write it into the store at `out_root`; returns (manifest row, seconds in Holistic,
-    seconds in total). A bad clip gives a row with status failed or no_person and its reason."""
+def worker_holistic() -> Holistic:
+    """This worker thread's Holistic, made on first use and reused for every clip after."""
+    global _OPENED
+    holistic = getattr(_WORKER, "holistic", None)
     if holistic is None:
-        if _WORKER_HOLISTIC is None:
-            _worker_init()
-        holistic = _WORKER_HOLISTIC
+        holistic = _WORKER.holistic = Holistic(quiet=_NATIVE_LOG is None)  # with a log, its lines go there
+        with _SETUP:
+            _OPENED += 1
+    return holistic
+
+
+def holistics_opened() -> int:
+    """How many Holistics this worker process has opened (one per worker thread, however many clips it ran)."""
+    return _OPENED
+
+
+def _pool_init(log_path: str | None = None) -> None:
+    worker_setup(log_path)
+    worker_holistic()  # load the model while the other workers start
+
+
+@dataclass
+class ClipResult:
+    """What a worker sends back for one clip: its manifest values, its keypoints `(frames, 1662)` float32 (None
+    for a bad clip, whose row says why), and the seconds spent inside Holistic and in all."""
+
+    row: dict
+    keypoints: np.ndarray | None
+    holistic_seconds: float = 0.0
+    total_seconds: float = 0.0
+
+
+def extract_clip(job: Job, min_person: float = DEFAULT_MIN_PERSON, dataset: str = "",
+                 holistic: Holistic | None = None) -> ClipResult:  # fmt: skip
+    """Extract one clip, writing nothing: the task every engine (the built-in pool, Dask) runs in its workers.
+
+    A bad clip gives a row with status failed or no_person and the reason, not an exception."""
+    holistic = holistic or worker_holistic()
     t0 = time.perf_counter()
-    row = job.row(dataset)
+    row = {**job.row(dataset), "path": job.rel}
     try:
         clip = extract_video(job.source, job.frame_range, holistic, min_person=min_person)
-        row.update(write_array(out_root, job.rel, clip.keypoints, layout.PARTS, dtype, job.source))
     except (VideoError, ExtractionError, ValueError) as e:
-        status = "no_person" if isinstance(e, NoPersonError) else "failed"
-        row.update(path=job.rel, status=status, error=str(e))
-        return row, 0.0, time.perf_counter() - t0
+        return failed_clip(job, dataset, e, time.perf_counter() - t0)
     row["fps"] = round(clip.fps, 3)
-    return row, clip.holistic_seconds, time.perf_counter() - t0
+    return ClipResult(row, clip.keypoints, clip.holistic_seconds, time.perf_counter() - t0)
 
 
-def _run_job(args: tuple) -> tuple[dict, float, float]:
-    return run_job(*args)
+def failed_clip(job: Job, dataset: str, error: Exception | str, seconds: float = 0.0) -> ClipResult:
+    """The result for a clip that gave no keypoints, with the reason."""
+    status = "no_person" if isinstance(error, NoPersonError) else "failed"
+    return ClipResult({**job.row(dataset), "path": job.rel, "status": status, "error": str(error)}, None, 0.0, seconds)
+
+
+def store_clip(writer: StoreWriter, result: ClipResult, dtype: str = "float32") -> dict:
+    """Write a worker's result through the store (validated, atomic) and record its manifest row."""
+    if result.keypoints is not None:
+        try:
+            return writer.write(result.row["path"], result.keypoints, layout.PARTS, dtype, **result.row)
+        except ValueError as e:  # keypoints the store refuses (NaN, no frames): a failed clip, not a crash
+            result = ClipResult({**result.row, "status": "failed", "error": str(e)}, None)
+    writer.add(result.row)
+    return result.row
+
+
+def _extract_args(args: tuple) -> ClipResult:
+    return extract_clip(*args)
+
+
+class ProcessPool:
+    """The built-in engine: `workers` spawned processes, one Holistic each, native logs to `log_path`."""
+
+    def __init__(self, workers: int, log_path: str | None = None):
+        self.workers = workers
+        self.description = f"process pool ({workers} worker{'s' if workers > 1 else ''})"
+        # Workers are separate processes even when there is one, so that MediaPipe's native log lines go to
+        # extract.log instead of through the progress bar. Spawned, not forked: a fork of a process that runs
+        # MediaPipe's or JAX's threads can deadlock.
+        self._pool = mp.get_context("spawn").Pool(workers, initializer=_pool_init, initargs=(log_path,))
+
+    def frames(self, jobs: list[Job]) -> list[int]:
+        """Expected frames per job (container headers, read here: this machine has the files)."""
+        with ThreadPoolExecutor(8) as threads:
+            return list(threads.map(expected_frames, jobs))
+
+    def results(self, jobs: list[Job], min_person: float, dataset: str) -> Iterator[tuple[Job, ClipResult]]:
+        """(job, result) as workers finish them, in any order."""
+        by_rel = {j.rel: j for j in jobs}
+        args = [(job, min_person, dataset) for job in jobs]
+        for result in self._pool.imap_unordered(_extract_args, args, chunksize=1):
+            yield by_rel[result.row["path"]], result
+
+    def close(self) -> None:
+        self._pool.terminate()
+        self._pool.join()
+
+    def __enter__(self) -> ProcessPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def extract(
@@ -453,8 +542,14 @@ def extract(
     progress: bool = True,
     save_every: float = 30.0,
     dtype: str = "float32",
+    scheduler: str | None = None,
 ) -> ExtractSummary:
     """Extract keypoints for a video file or a `<gloss>/<id>.mp4` folder into the store `out`, resumably.
+
+    Clips run on the built-in process pool (`workers` processes, default one per core), or on a Dask cluster
+    when `scheduler` is given: `local:N` starts a LocalCluster of N single-threaded worker processes, an address
+    (`tcp://host:8786`) uses a cluster that is already running (see `signrec.cluster`). Either way workers run
+    `extract_clip` and send the keypoints back; this process writes them through the store.
 
     Clips already stored are skipped; each clip is written under a temporary name and renamed when complete,
     so an interrupted run leaves no half-written file. Failed clips are recorded in the manifest and retried
@@ -463,6 +558,14 @@ def extract(
     from tqdm import tqdm
 
     _quiet_native_logs()  # before workers start: they inherit the environment
+    if scheduler is not None and workers is not None:
+        raise ValueError("workers sizes the built-in process pool; with a Dask scheduler the cluster decides "
+                         "(--scheduler local:N starts N workers)")  # fmt: skip
+    spec = None
+    if scheduler is not None:
+        from .cluster import parse_scheduler
+
+        spec = parse_scheduler(scheduler)
     jobs = find_jobs(input, frame_range, metadata)
     out = Path(out)
     summary = ExtractSummary(manifest=str(out / MANIFEST_NAME))
@@ -472,45 +575,43 @@ def extract(
                              f"names their gloss: their gloss is empty (fine for predict; to train, put each clip in "
                              f"a folder named for its gloss, or give --metadata with a gloss column)")  # fmt: skip
     dataset = Path(input).name if Path(input).is_dir() else ""
-    with StoreWriter(out, save_every=save_every) as writer:
+    log_path = str(out.resolve() / LOG_NAME)
+
+    def start(n_jobs: int) -> Any:
+        if spec is not None:
+            from .cluster import DaskEngine
+
+            return DaskEngine(spec, log_path)
+        return ProcessPool(max(1, min(workers or os.cpu_count() or 1, n_jobs)), log_path)
+
+    with contextlib.ExitStack() as stack:
+        t0 = time.perf_counter()
+        # A new store on a remote cluster: connect first, so that an unreachable scheduler leaves no folder behind.
+        remote = spec is not None and spec.address is not None
+        engine = stack.enter_context(start(len(jobs))) if remote and not out.exists() else None
+        writer = stack.enter_context(StoreWriter(out, save_every=save_every))
         todo = [j for j in jobs if not writer.has(j.rel) and writer.adopt(j.rel, **j.row(dataset)) is None]
         summary.skipped = len(jobs) - len(todo)
-        workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
-        with ThreadPoolExecutor(8) as pool:
-            total = sum(pool.map(expected_frames, todo))
-        t0 = time.perf_counter()
-        bar = tqdm(total=total, unit="frame", desc="extract", disable=not progress, file=sys.stderr,
-                   dynamic_ncols=True)  # fmt: skip
-        args = [(job, str(out), min_person, dtype, dataset) for job in todo]
-        # Workers are separate processes even when there is one, so that MediaPipe's native log lines go to
-        # extract.log instead of through the progress bar.
-        pool = mp.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(str(out / LOG_NAME),)) if todo else None
-        try:
-            for (row, in_holistic, seconds), job in _results(pool, args, todo):
-                writer.add(row)
-                _account(summary, row, in_holistic, seconds)
+        if todo:
+            engine = engine or stack.enter_context(start(len(todo)))
+            summary.engine = engine.description
+            summary.notes.extend(getattr(engine, "notes", []))
+            expected = dict(zip((j.rel for j in todo), engine.frames(todo)))
+            bar = stack.enter_context(tqdm(total=sum(expected.values()), unit="frame", desc="extract",
+                                           disable=not progress, file=sys.stderr, dynamic_ncols=True))  # fmt: skip
+            for job, result in engine.results(todo, min_person, dataset):
+                row = store_clip(writer, result, dtype)
+                _account(summary, row, result.holistic_seconds, result.total_seconds)
                 if row["status"] != "ok":
                     tqdm.write(f"signrec extract: {row['error']}", file=sys.stderr)
                 bar.set_postfix_str(f"{summary.frames / (time.perf_counter() - t0):.1f} frames/s, "
                                     f"{len(summary.failed)} failed", refresh=False)  # fmt: skip
-                bar.update(int(row.get("frames") or 0) if row["status"] == "ok" else expected_frames(job))
-        finally:
-            bar.close()
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+                frames = int(row.get("frames") or 0) if row["status"] == "ok" else expected[job.rel]
+                bar.total += frames - expected[job.rel]  # containers miscount frames: the bar ends at its total
+                bar.update(frames)
         summary.seconds = time.perf_counter() - t0
     summary.parts_found = _parts_found(writer.rows.values())
     return summary
-
-
-def _results(pool: Any, args: list[tuple], jobs: list[Job]) -> Iterable[tuple[tuple[dict, float, float], Job]]:
-    """(result, job) as workers finish them."""
-    if pool is None:
-        return
-    by_rel = {j.rel: j for j in jobs}
-    for result in pool.imap_unordered(_run_job, args, chunksize=1):
-        yield result, by_rel[result[0]["path"]]
 
 
 def _account(summary: ExtractSummary, row: dict, in_holistic: float, seconds: float) -> None:
@@ -540,15 +641,17 @@ def read_manifest(folder: str | os.PathLike) -> list[dict]:
 
 __all__ = [
     "ClipKeypoints",
+    "ClipResult",
     "ExtractSummary",
     "ExtractionError",
     "Holistic",
     "Job",
     "NoPersonError",
     "extract",
+    "extract_clip",
     "extract_video",
     "find_jobs",
     "read_manifest",
     "results_to_row",
-    "run_job",
+    "store_clip",
 ]  # fmt: skip

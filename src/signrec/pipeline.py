@@ -17,8 +17,10 @@ from .io import write_csv_atomic
 from .presets import Recipe, best, reference
 from .splits import SPLIT_NAME, Split, filter_store, make_split
 from .store import KeypointStore, NotAStoreError, import_keypoints, open_store
+from .training import ranks
 from .training.config import TrainConfig
 from .training.runner import RunConflict, TrainResult, train
+from .training.stop import SecondaryRank
 
 RUN_MODELS = ("reference-torch", "reference-keras", "best")
 
@@ -36,8 +38,10 @@ def markdown_table(rows: list[dict], fields: list[str]) -> str:
     return "\n".join(lines + ["| " + " | ".join(str(r[k]) for k in fields) + " |" for r in rows])
 
 
-def job_split(store: KeypointStore, out: Path, spec: str, seed: int, force: bool) -> tuple[Split, str]:
-    """The job's one split, saved as OUT/split.json; an existing different one is an error unless `force`."""
+def job_split(store: KeypointStore, out: Path, spec: str, seed: int, force: bool,
+              write: bool = True) -> tuple[Split, str]:  # fmt: skip
+    """The job's one split, saved as OUT/split.json (unless not `write`: another process of a distributed run);
+    an existing different one is an error unless `force`."""
     split = make_split(store, spec, seed)
     path = out / SPLIT_NAME
     if path.exists():
@@ -47,7 +51,8 @@ def job_split(store: KeypointStore, out: Path, spec: str, seed: int, force: bool
         if not force:
             raise RunConflict(f"{out} holds a job with another split ({old.how}; now {split.how}, or other data); "
                               f"use another --out, or --force to replace it")  # fmt: skip
-    split.save(path)
+    if write:
+        split.save(path)
     return split, "done"
 
 
@@ -63,8 +68,13 @@ def _train_and_evaluate(store: KeypointStore, out: Path, jobs: list[tuple[str, R
                         force: bool, log, name_recipes: bool = True) -> tuple[list[dict], list[Evaluation], list[TrainResult], dict]:  # fmt: skip
     stages, rows, evaluations, results = {}, [], [], []
     side = split.eval_side
+    primary = ranks.is_primary()
     for name, recipe, framework in jobs:
         run_dir = out / "runs" / name
+        if not primary:  # another process of distributed training: it joins the torch runs, nothing else
+            if framework == "torch":
+                train(store, run_dir, recipe, framework, split, force=force, log=log)
+            continue
         log(f"training {name} ({recipe.name}, {framework})")
         result = train(store, run_dir, recipe, framework, split, force=force, log=log)
         stages[f"train {name}"] = "reused" if result.reused else "done"
@@ -77,6 +87,8 @@ def _train_and_evaluate(store: KeypointStore, out: Path, jobs: list[tuple[str, R
         evaluations.append(ev)
         results.append(result)
         rows.append(_row(name, recipe, result, ev))
+    if not primary:
+        raise SecondaryRank(ranks.env_rank())
     return rows, evaluations, results, stages
 
 
@@ -157,16 +169,30 @@ def keypoint_store(sources: list[Path], out: Path, aliases: dict[str, str] | Non
     return open_store(target), "done" if imported else "reused"
 
 
+def _store_of_rank_zero(sources: list[Path], out: Path, aliases: dict[str, str] | None) -> KeypointStore:
+    """The store `keypoint_store` chose on rank 0, opened without importing anything."""
+    if len(sources) == 1 and not aliases:
+        try:
+            return open_store(sources[0])
+        except NotAStoreError:
+            pass
+    return open_store(out / "keypoints")
+
+
 def recipes_for(models: tuple[str, ...], seed: int, progress: bool, max_epochs: int | None,
-                max_minutes: float | None, threads: int | None) -> list[tuple[str, Recipe, str]]:  # fmt: skip
-    """The (name, recipe, framework) of each model `run` trains, with the job's caps applied."""
+                max_minutes: float | None, threads: int | None, devices: int = 1, strategy: str = "auto",
+                num_nodes: int = 1) -> list[tuple[str, Recipe, str]]:  # fmt: skip
+    """The (name, recipe, framework) of each model `run` trains, with the job's caps applied; the PyTorch models
+    train on `devices` (the Keras baseline always in one process)."""
     unknown = [m for m in models if m not in RUN_MODELS]
     if unknown:
         raise ValueError(f"unknown models {unknown}; known: {', '.join(RUN_MODELS)}")
     made = {"reference-torch": (reference("tanh"), "torch"), "reference-keras": (reference("tanh"), "keras"),
             "best": (best(), "torch")}  # fmt: skip
     caps = {k: v for k, v in (("max_epochs", max_epochs), ("max_minutes", max_minutes)) if v}
-    return [(m, made[m][0].with_config(seed=seed, progress=progress, threads=threads, **caps), made[m][1])
+    placed = {"devices": devices, "strategy": strategy, "num_nodes": num_nodes}
+    return [(m, made[m][0].with_config(seed=seed, progress=progress, threads=threads, **caps,
+                                       **(placed if made[m][1] == "torch" else {})), made[m][1])
             for m in models]  # fmt: skip
 
 
@@ -191,6 +217,10 @@ def run(
     progress: bool = True,
     command: str = "",
     log=print,
+    scheduler: str | None = None,
+    devices: int = 1,
+    strategy: str = "auto",
+    num_nodes: int = 1,
 ) -> RunSummary:
     """From glosses (WLASL), a folder of clips or folders of keypoints to one report folder.
 
@@ -199,6 +229,11 @@ def run(
     training run per model in OUT/runs/<model>, evaluation on the test split (the validation split when the
     data has no test split, and the report says so), and OUT/report.md. Interrupted, it finishes the job when
     run again; run again with other settings, it stops unless `force`.
+
+    `scheduler` extracts on Dask (see `signrec.extract`); `devices`/`strategy`/`num_nodes` train the PyTorch
+    models on several devices. With `strategy="ddp"` on one machine Lightning starts the other processes as copies
+    of this command: they skip the data stages, join each PyTorch training run and leave; rank 0 does the rest.
+    Under torchrun or srun (several machines), extract and train with their own commands instead.
     """
     from . import wlasl
     from .extract import extract
@@ -207,9 +242,18 @@ def run(
     sources = [Path(k) for k in ([keypoints] if isinstance(keypoints, (str, os.PathLike)) else keypoints or [])]
     if sum(x is not None for x in (videos,)) + bool(sources) + (glosses is not None or top is not None) != 1:
         raise ValueError("give exactly one of: --glosses/--top (WLASL), --videos DIR, --keypoints DIR")
-    jobs = recipes_for(models, seed, progress, max_epochs, max_minutes, threads)
-    out.mkdir(parents=True, exist_ok=True)
+    if ranks.launched_externally():
+        raise ValueError("signrec run starts its own training processes (--devices N --strategy ddp on one machine); "
+                         "under torchrun or srun, extract with `signrec extract` and train with `signrec train` "
+                         "(docs/cluster.md)")  # fmt: skip
+    jobs = recipes_for(models, seed, progress, max_epochs, max_minutes, threads, devices, strategy, num_nodes)
     stages: dict[str, str] = {}
+    if not ranks.is_primary():  # a training process Lightning started: rank 0 has made the data already
+        store = _store_of_rank_zero(sources, out, aliases) if sources else open_store(out / "keypoints")
+        store = filter_store(store, where)
+        chosen, _ = job_split(store, out, split, seed, force, write=False)
+        _train_and_evaluate(store, out, jobs, chosen, force, log)  # raises SecondaryRank when done
+    out.mkdir(parents=True, exist_ok=True)
     if glosses is not None or top is not None:
         instances = wlasl.select(wlasl.load_metadata(metadata or wlasl.default_metadata()), glosses, top)
         fetched = wlasl.fetch(instances, out / "videos", local=local, progress=progress)
@@ -217,7 +261,7 @@ def run(
         stages["data"] = "reused" if fetched.ok == 0 and fetched.skipped else "done"
         videos = out / "videos"
     if videos is not None:
-        summary = extract(videos, out / "keypoints", workers=workers, progress=progress,
+        summary = extract(videos, out / "keypoints", workers=workers, progress=progress, scheduler=scheduler,
                           metadata=metadata if glosses is None and top is None else None)  # fmt: skip
         log(summary.report())
         stages["keypoints"] = "reused" if summary.done == 0 else "done"

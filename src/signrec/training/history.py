@@ -45,21 +45,21 @@ def format_seconds(s: float) -> str:
 
 
 class History:
-    """Appends one row per epoch to `path` (continuing it on resume) and prints progress lines."""
+    """Appends one row per epoch to `path` (continuing it on resume) and prints progress lines.
+
+    The file is opened at the first row, so that the other processes of a distributed run, which record nothing,
+    never touch it."""
 
     def __init__(self, path: str | os.PathLike, max_epochs: int, patience: int, progress: bool = True,
                  desc: str = "train", max_minutes: float | None = None, resume: bool = False,
                  stream: TextIO | None = None):  # fmt: skip
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.rows: list[dict] = []
         if resume and self.path.exists():
             self.rows = [{k: float(v) if k != "epoch" else int(v) for k, v in r.items() if v not in ("", None)}
                          for r in read_csv_rows(self.path)]  # fmt: skip
-        self._f = open(self.path, "a" if self.rows else "w", newline="")  # noqa: SIM115 - open for the whole run
-        self._w = csv.DictWriter(self._f, fieldnames=HISTORY_FIELDS)
-        if not self.rows:
-            self._w.writeheader()
+        self._f: TextIO | None = None
+        self._w: csv.DictWriter | None = None
         self.max_epochs, self.patience, self.max_minutes = max_epochs, patience, max_minutes
         self.progress, self.desc, self.stream = progress, desc, stream or sys.stderr
         self._start = self._t = time.perf_counter()
@@ -83,6 +83,12 @@ class History:
         self._t = now
         improved = not self.rows or row.get("val_loss", math.inf) < self.best.get("val_loss", math.inf)
         self.rows.append(row)
+        if self._f is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._f = open(self.path, "a" if len(self.rows) > 1 else "w", newline="")  # noqa: SIM115 - open for the whole run
+            self._w = csv.DictWriter(self._f, fieldnames=HISTORY_FIELDS)
+            if len(self.rows) == 1:
+                self._w.writeheader()
         self._w.writerow({k: row.get(k, "") for k in HISTORY_FIELDS})
         self._f.flush()
         if self.progress and (improved or now - self._printed >= PRINT_EVERY or epoch >= self.max_epochs):
@@ -104,7 +110,8 @@ class History:
                 f"{best.get('val_acc', math.nan):.1%} (epoch {b}) | {when}")  # fmt: skip
 
     def close(self) -> None:
-        self._f.close()
+        if self._f is not None:
+            self._f.close()
 
     def seconds_per_epoch(self, recent: int | None = None) -> float:
         rows = self.rows[-recent:] if recent else self.rows

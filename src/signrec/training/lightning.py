@@ -4,6 +4,12 @@ Clips are read from the store on demand (`ClipDataset`), augmented and preproces
 batched by `signrec.batching`; nothing holds the data set in memory. SIGINT (Ctrl-C) and SIGTERM (what a
 cluster scheduler sends on pre-emption) stop training at the next batch; the best model so far is kept and
 `last.ckpt` lets the same command resume. A time cap (`max_minutes`) stops training the same graceful way.
+
+On several devices (`devices`, `strategy="ddp"`, `num_nodes`) each process trains on its own share of the
+training clips each epoch (a `DistributedSampler`: every clip once, plus at most one repeated clip per process
+to even the shares out), and validates on its own share of the validation clips with nothing repeated; loss and
+accuracy are metric objects whose sums and counts are added up over all processes, so the validation figures
+(and early stopping and the best checkpoint) are those of the whole validation split, as on one process.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ import logging
 import math
 import os
 import signal
+import subprocess
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +29,8 @@ import lightning as L
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torchmetrics import MeanMetric
 
 from ..batching import collate
 from ..store import Clip, KeypointStore
@@ -31,6 +40,11 @@ from .history import History
 from .stop import Interrupted
 
 LAST_CKPT = "last.ckpt"
+STAGES = ("train", "val")
+# What Lightning's launcher puts in the environment of the process that starts the others (restored afterwards,
+# so that a second training run in the same process launches its own processes again).
+LAUNCH_VARS = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE", "OMP_NUM_THREADS")
+CHILD_EXIT_SECONDS = 120.0
 
 
 class ClipDataset(torch.utils.data.Dataset):
@@ -67,6 +81,8 @@ class LitClassifier(L.LightningModule):
         self.model = model
         self.config = config
         self.loss = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        # per-sample means whose sums and counts are added up over processes when training on several
+        self.metrics = nn.ModuleDict({f"{s}_{m}": MeanMetric() for s in STAGES for m in ("loss", "acc")})
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.model(x, mask)
@@ -75,11 +91,11 @@ class LitClassifier(L.LightningModule):
         x, mask, y = batch
         logits = self.model(x, mask)
         loss = self.loss(logits, y)
-        acc = (logits.argmax(-1) == y).float().mean()
-        n = len(y)
-        # epoch means weighted by batch size, averaged over processes when training on several
-        self.log(f"{stage}_loss", loss, batch_size=n, on_step=False, on_epoch=True, sync_dist=True)
-        self.log(f"{stage}_acc", acc, batch_size=n, on_step=False, on_epoch=True, sync_dist=True)
+        loss_mean, acc_mean = self.metrics[f"{stage}_loss"], self.metrics[f"{stage}_acc"]
+        loss_mean.update(loss.detach(), weight=len(y))
+        acc_mean.update((logits.argmax(-1) == y).float())
+        self.log(f"{stage}_loss", loss_mean, on_step=False, on_epoch=True)
+        self.log(f"{stage}_acc", acc_mean, on_step=False, on_epoch=True)
         return loss
 
     def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
@@ -127,7 +143,11 @@ class _Record(L.Callback):
 
 
 class _GracefulStop(L.Callback):
-    """SIGINT and SIGTERM ask the trainer to stop after the current batch (a second SIGINT stops at once)."""
+    """SIGINT and SIGTERM ask the trainer to stop after the current batch (a second SIGINT stops at once).
+
+    With several processes, a signal that reached any of them stops all of them after the same batch: the
+    processes agree at the end of each batch, since one that left training early would leave the others waiting
+    in their next gradient exchange."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -138,9 +158,14 @@ class _GracefulStop(L.Callback):
             if self.signum == signal.SIGINT and signum == signal.SIGINT:
                 raise KeyboardInterrupt
             self.signum = signum
-            trainer.should_stop = True
+            if trainer.world_size == 1:
+                trainer.should_stop = True
 
         return handle
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: LitClassifier, *args: Any) -> None:
+        if trainer.world_size > 1 and trainer.strategy.reduce_boolean_decision(self.signum is not None, all=False):
+            trainer.should_stop = True
 
     def on_train_start(self, trainer: L.Trainer, module: LitClassifier) -> None:
         # Lightning has registered its own SIGTERM handler by now (it would exit with status 0 and no model);
@@ -160,19 +185,89 @@ class _GracefulStop(L.Callback):
         self.restore()
 
 
+class ShardSampler(Sampler[int]):
+    """Indices `rank, rank + world, ...`: each process a disjoint share, nothing repeated or dropped (so an
+    evaluation over all processes counts every clip exactly once; shares may differ by one clip)."""
+
+    def __init__(self, n: int, rank: int, world: int):
+        self.n, self.rank, self.world = n, rank, world
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.n, self.world))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.n, self.world))
+
+
 def loaders(store: KeypointStore, train: tuple[list[Clip], np.ndarray], val: tuple[list[Clip], np.ndarray],
             preprocess: Callable, augment: Callable | None, config: TrainConfig, padding: str,
-            fixed_frames: int | None, workers: int = 0) -> tuple[DataLoader, DataLoader]:  # fmt: skip
-    """Training (shuffled, augmented) and validation loaders over the store."""
+            fixed_frames: int | None, workers: int = 0, rank: int = 0, world: int = 1) -> tuple[DataLoader, DataLoader]:  # fmt: skip
+    """Training (shuffled, augmented) and validation loaders over the store, for process `rank` of `world`."""
     batches = collate(padding, fixed_frames)
     # Workers are spawned, not forked: a fork of a process that runs JAX's or MediaPipe's threads can deadlock.
     extra = ({"num_workers": workers, "worker_init_fn": _worker_init, "persistent_workers": True,
               "multiprocessing_context": "spawn"} if workers else {})  # fmt: skip
-    train_dl = DataLoader(ClipDataset(store, *train, preprocess, augment, config.seed), batch_size=config.batch_size,
-                          shuffle=True, collate_fn=batches, generator=torch.Generator().manual_seed(config.seed), **extra)  # fmt: skip
-    val_dl = DataLoader(ClipDataset(store, *val, preprocess), batch_size=config.batch_size, shuffle=False,
+    train_ds = ClipDataset(store, *train, preprocess, augment, config.seed + rank)
+    val_ds = ClipDataset(store, *val, preprocess)
+    if world == 1:
+        train_dl = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True, collate_fn=batches,
+                              generator=torch.Generator().manual_seed(config.seed), **extra)  # fmt: skip
+        val_dl = DataLoader(val_ds, batch_size=config.batch_size, shuffle=False, collate_fn=batches, **extra)
+        return train_dl, val_dl
+    # Training: equal shares (DDP steps together), reshuffled each epoch (Lightning calls set_epoch).
+    shares = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
+    train_dl = DataLoader(train_ds, batch_size=config.batch_size, sampler=shares, collate_fn=batches, **extra)
+    val_dl = DataLoader(val_ds, batch_size=config.batch_size, sampler=ShardSampler(len(val_ds), rank, world),
                         collate_fn=batches, **extra)  # fmt: skip
     return train_dl, val_dl
+
+
+class _Data(L.LightningDataModule):
+    """Loaders made once the trainer knows this process's rank and the number of processes."""
+
+    def __init__(self, make: Callable[[int, int], tuple[DataLoader, DataLoader]]):
+        super().__init__()
+        self.make = make
+        self._made: tuple[DataLoader, DataLoader] | None = None
+
+    def _loaders(self) -> tuple[DataLoader, DataLoader]:
+        if self._made is None:
+            self._made = self.make(self.trainer.global_rank, self.trainer.world_size)
+        return self._made
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loaders()[0]
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loaders()[1]
+
+
+def _end_launch(trainer: L.Trainer, saved_env: dict[str, str | None]) -> None:
+    """In the process that started the others (Lightning's launcher on this machine): wait for them to leave,
+    close the process group and restore the environment, so that a later training run in this process (the next
+    model of `signrec run`) starts its own processes again instead of waiting for ones that are gone."""
+    procs = getattr(getattr(trainer.strategy, "launcher", None), "procs", None) or []
+    if not procs:
+        _restore({"OMP_NUM_THREADS": saved_env["OMP_NUM_THREADS"]})
+        return
+    deadline = time.monotonic() + CHILD_EXIT_SECONDS
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    _restore(saved_env)
+
+
+def _restore(saved_env: dict[str, str | None]) -> None:
+    for key, value in saved_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def fit(
@@ -197,11 +292,16 @@ def fit(
     warnings.filterwarnings("ignore", message=".*(LeafSpec|does not have many workers|sync_dist|Checkpoint directory).*")
     L.seed_everything(config.seed, workers=True, verbose=False)
     loss = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    train_dl, val_dl = loaders(store, train, val, preprocess, augment, config, padding, fixed_frames)
+    train_dl, _ = loaders(store, train, val, preprocess, augment, config, padding, fixed_frames)
     probe_batch = next(iter(train_dl))
-    choice = thread_choice.choose(model, probe_batch, loss, lambda: next(iter(train_dl)), config.threads)
-    if choice.workers:
-        train_dl, val_dl = loaders(store, train, val, preprocess, augment, config, padding, fixed_frames, choice.workers)
+    per_process = config.threads
+    if per_process is None and config.devices > 1:  # the processes of this machine share its cores
+        per_process = max(1, thread_choice.cores() // config.devices)
+    choice = thread_choice.choose(model, probe_batch, loss, lambda: next(iter(train_dl)), per_process)
+    if config.threads is None and config.devices > 1:
+        choice.how = f"{thread_choice.cores()} cores shared by {config.devices} processes"
+    data = _Data(lambda rank, world: loaders(store, train, val, preprocess, augment, config, padding, fixed_frames,
+                                             choice.workers, rank, world))  # fmt: skip
     module = LitClassifier(model, config)
     ckpt_dir = out / "lightning"
     last = ckpt_dir / LAST_CKPT
@@ -220,21 +320,29 @@ def fit(
         pass
     trainer = L.Trainer(
         max_epochs=config.max_epochs, accelerator="auto", devices=config.devices, strategy=config.strategy,
-        num_nodes=config.num_nodes, logger=loggers or False,
+        num_nodes=config.num_nodes, logger=loggers or False, use_distributed_sampler=False,
         callbacks=[*averaging, best_ckpt, stop, graceful, _Record(history)], enable_progress_bar=False,
         enable_model_summary=False, log_every_n_steps=1, deterministic=False, num_sanity_val_steps=0,
         gradient_clip_val=config.grad_clip or None,
         max_time={"minutes": config.max_minutes} if config.max_minutes else None,
     )  # fmt: skip
+    saved_env = {k: os.environ.get(k) for k in LAUNCH_VARS}
+    if config.devices > 1 or config.num_nodes > 1:
+        # Lightning's launcher would choose the threads per process itself; keep the choice made above (its
+        # processes inherit it).
+        os.environ["OMP_NUM_THREADS"] = str(choice.threads)
     try:
-        trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if resume else None)
+        trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
     finally:
         graceful.restore()
         history.close()
+        _end_launch(trainer, saved_env)
+    if not trainer.is_global_zero:  # a secondary process: its part is done, rank 0 keeps the result
+        return model, history, {"rank": trainer.global_rank, "world_size": trainer.world_size}
     if not best_ckpt.best_model_path:
         raise Interrupted(graceful.signum or signal.SIGINT, "training stopped before the first epoch ended; nothing to keep")
     best = torch.load(best_ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
-    model.load_state_dict({k.removeprefix("model."): v for k, v in best.items()})
+    model.load_state_dict({k.removeprefix("model."): v for k, v in best.items() if k.startswith("model.")})
     model.cpu().eval()
     if graceful.signum is not None:
         stopped = signal.Signals(graceful.signum).name
@@ -246,5 +354,6 @@ def fit(
         stopped = f"max epochs ({config.max_epochs})"
     summary = {"epochs": len(history.rows), "best_epoch": history.best_epoch, "stopped": stopped,
                "seconds_per_epoch": history.seconds_per_epoch(), "device": str(trainer.strategy.root_device),
-               "threads": choice.to_dict(), "signal": graceful.signum}  # fmt: skip
+               "threads": choice.to_dict(), "signal": graceful.signum, "rank": trainer.global_rank,
+               "world_size": trainer.world_size}  # fmt: skip
     return model, history, summary

@@ -26,8 +26,9 @@ from ..models import build_model, make_config
 from ..presets import Recipe
 from ..splits import SPLIT_NAME, Split, filter_store, make_split
 from ..store import KeypointStore, open_store
+from . import ranks
 from .config import TrainConfig
-from .stop import Interrupted
+from .stop import Interrupted, SecondaryRank
 
 FRAMEWORKS = ("torch", "keras")
 RUN_NAME = "run.json"
@@ -158,7 +159,11 @@ def train(
     """Train one model on a store (path or opened) and write a run folder; see the module docstring.
 
     Raises `training.lightning.Interrupted` when a signal stopped training, after the best model so far has been
-    saved as a usable run (the same call resumes it)."""
+    saved as a usable run (the same call resumes it).
+
+    With `config.devices`/`num_nodes` above 1 (PyTorch only) every process runs this; rank 0 alone checks and
+    writes the run folder (split, history, checkpoint, card, run.json), the others wait for it to start the run,
+    train their share and raise `SecondaryRank` when done."""
     if framework not in FRAMEWORKS:
         raise ValueError(f"unknown framework {framework!r}; known: {', '.join(FRAMEWORKS)}")
     if framework == "keras" and recipe.model != "lstm":
@@ -168,13 +173,23 @@ def train(
     labels = store.glosses
     if len(labels) < 2:
         raise ValueError(f"{store.root}: need at least two glosses to train a classifier, found {labels}")
-    chosen = split if isinstance(split, Split) else make_split(store, split, recipe.config.seed)
+    config: TrainConfig = recipe.config
+    primary = ranks.is_primary()
+    if framework == "keras" and (config.devices > 1 or config.num_nodes > 1 or not primary):
+        raise ValueError("the Keras baseline trains in one process; --devices, --num-nodes and distributed launchers "
+                         "are for --framework torch")  # fmt: skip
+    chosen = split if isinstance(split, Split) else make_split(store, split, config.seed)
     fp = fingerprint(framework, recipe, store, chosen)
-    state = check_run_folder(out, fp, force)
+    if primary:
+        state = check_run_folder(out, fp, force)
+    else:  # another process of a distributed run: rank 0 checks and prepares the folder, this one follows
+        run = ranks.wait_for_run(lambda: read_run(out), fp["id"], str(out / RUN_NAME))
+        state = "reuse" if run["status"] == "finished" else "resume" if run.get("resume") else "new"
     if state == "reuse":
         return _result_from({**read_run(out), "reused": True})  # type: ignore[dict-item]
-    out.mkdir(parents=True, exist_ok=True)
-    chosen.save(out / SPLIT_NAME)
+    if primary:
+        out.mkdir(parents=True, exist_ok=True)
+        chosen.save(out / SPLIT_NAME)
     pre = recipe.preprocess.for_parts(store.parts)
     train_clips, val_clips = store.subset(chosen.train), store.subset(chosen.val)
     if not train_clips or not val_clips:
@@ -187,10 +202,11 @@ def train(
     targets = lambda clips: np.array([index[c.gloss] for c in clips], dtype=np.int64)
     opts = {"num_classes": len(labels), "input_size": pre.num_features, **recipe.model_options}
     model_config = make_config(recipe.model, **opts)
-    config: TrainConfig = recipe.config
-    atomic_write_json(out / RUN_NAME, {"status": "running", "fingerprint": fp, "run": str(out)})
-    if state == "resume":
-        log(f"resuming the interrupted run in {out}")
+    if primary:
+        atomic_write_json(out / RUN_NAME, {"status": "running", "resume": state == "resume", "fingerprint": fp,
+                                           "run": str(out)})  # fmt: skip
+        if state == "resume":
+            log(f"resuming the interrupted run in {out}")
     t0 = time.perf_counter()
     train_xy, val_xy = (train_clips, targets(train_clips)), (val_clips, targets(val_clips))
     if framework == "torch":
@@ -199,6 +215,8 @@ def train(
         fixed = pre.max_frames if getattr(model_config, "read", "") == "final" else None
         net, history, summary = fit(build_model(recipe.model, model_config), store, train_xy, val_xy, config, out, pre,
                                     recipe.augment, pre.padding, fixed, resume=state == "resume")  # fmt: skip
+        if summary["rank"] != 0:
+            raise SecondaryRank(summary["rank"])
         ckpt = out / TORCH_NAME
     else:
         from .keras_train import fit as keras_fit

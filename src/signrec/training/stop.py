@@ -17,3 +17,13 @@ class Interrupted(Exception):
     def exit_status(self) -> int:
         """128 + the signal number: 130 for SIGINT, 143 for SIGTERM, as shells report them."""
         return 128 + self.signum
+
+
+class SecondaryRank(Exception):
+    """A secondary process of distributed training (global rank > 0) has done its part; rank 0 writes the run.
+
+    The command line ends such a process quietly with status 0, which is what the launcher expects."""
+
+    def __init__(self, rank: int):
+        super().__init__(f"rank {rank} of a distributed run: done (rank 0 writes the run folder)")
+        self.rank = rank
