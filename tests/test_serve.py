@@ -16,6 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
+import numpy as np
 import pytest
 
 from conftest import REPO, link_tree
@@ -248,6 +249,8 @@ def test_live_websocket_gives_what_signrec_live_gives(server, model, tmp_path):
         assert hello["ready"] and hello["labels"] == model.labels
         ws.send(b"this is not a picture")
         assert "frame 1: not an image" in json.loads(ws.recv(timeout=60))["error"]
+        ws.send(cv2.imencode(".png", np.zeros((5000, 6000, 3), np.uint8))[1].tobytes())  # 96 kB, 90 MB decoded
+        assert "6000x5000 picture is larger than 4096 pixels" in json.loads(ws.recv(timeout=60))["error"]
         answers = []
         for f in frames:
             ws.send(cv2.imencode(".png", f)[1].tobytes())

@@ -39,6 +39,7 @@ from .upload import Upload, UploadError, check_length, receive
 from .work import Busy, Pool, WorkQueue
 
 STATIC = Path(__file__).parent / "static"
+MAX_SIDE = 4096  # larger pictures (a clip's or a camera frame's) are refused before they are decoded
 log = logging.getLogger("signrec.serve")
 
 
@@ -85,6 +86,9 @@ def recognise(holistic: Holistic, predictor: Predictor, upload: Upload, k: int, 
     try:
         check_complete(upload.path, name=name)
         info = probe(upload.path)
+        if max(info.width, info.height) > MAX_SIDE:
+            raise ClipError(422, f"{name}: {info.width}x{info.height} is larger than this server takes ({MAX_SIDE} "
+                                 f"pixels a side); MediaPipe works on small pictures anyway")  # fmt: skip
         if info.frame_count > max_frames:
             raise ClipError(422, f"{name}: {info.frame_count} frames is longer than this server takes "
                                  f"({max_frames} frames, signrec serve --max-frames): send the sign alone")  # fmt: skip
@@ -108,10 +112,33 @@ def recognise(holistic: Holistic, predictor: Predictor, upload: Upload, k: int, 
     return answer
 
 
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG or JPEG header, without decoding; None for anything else."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xFF:  # padding
+            i += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start of frame: the size
+            return int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(data[i + 5 : i + 7], "big")
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return None
+
+
 def live_frame(stream: LiveStream, data: bytes) -> dict:
     """One camera frame (JPEG or PNG bytes) through the live path; what the page shows for it."""
     import cv2
 
+    size = image_size(data)
+    if size is None:
+        raise ValueError("not an image: send each frame as JPEG or PNG bytes")
+    if max(size) > MAX_SIDE:  # checked before decoding: a small PNG can hold a huge picture
+        raise ValueError(f"a {size[0]}x{size[1]} picture is larger than {MAX_SIDE} pixels a side: send smaller frames")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError("not an image: send each frame as JPEG or PNG bytes")
