@@ -234,6 +234,56 @@ def test_a_full_queue_answers_503_with_retry_after_and_recovers(server, model):
     _no_leftovers(server)
 
 
+def test_work_queue_bounds_jobs_gives_each_worker_its_own_state_and_always_cleans_up():
+    """The queue behind /api/predict, with plain objects standing for the workers' Holistics."""
+    import asyncio
+    import threading
+
+    from signrec.serve.work import Busy, WorkQueue
+
+    made, closed, cleaned = [], [], []
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def make() -> dict:
+        made.append({"id": len(made)})
+        return made[-1]
+
+    def job(state: dict, seconds: float) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(seconds)
+        with lock:
+            running[0] -= 1
+        return state["id"]
+
+    async def scenario(work: WorkQueue) -> tuple[list, list]:
+        slots = [work.admit() for _ in range(3)]  # 2 workers + 1 waiting
+        with pytest.raises(Busy) as busy:
+            work.admit()
+        assert busy.value.retry_after >= 1 and "at most 3" in str(busy.value)
+        tasks = [asyncio.ensure_future(s.run(job, 0.3, cleanup=lambda i=i: cleaned.append(i))) for i, s in enumerate(slots)]
+        await asyncio.sleep(0.05)
+        tasks[2].cancel()  # the waiting one gives up: it never runs, but its upload is still deleted
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    work = WorkQueue(2, 1, make, closed.append)
+    try:
+        done = asyncio.run(scenario(work))
+        # the cancelled job's place comes back when a worker reaches it in the queue
+        assert wait_for(lambda: work.admitted == 0, timeout=5), work.admitted
+        with work.admit():  # a place taken and given back without a job
+            assert work.admitted == 1
+        assert work.admitted == 0
+    finally:
+        work.close()
+    assert sorted(done[:2]) == [0, 1] and isinstance(done[2], asyncio.CancelledError)
+    assert most[0] == 2
+    assert sorted(cleaned) == [0, 1, 2], cleaned
+    assert closed == made and len(made) == 2
+
+
 # --- live: the WebSocket is `signrec live`'s path ---------------------------------------------------------------
 
 
@@ -264,6 +314,21 @@ def test_live_websocket_gives_what_signrec_live_gives(server, model, tmp_path):
     probabilities = [a["probability"] for a in answers if a["predicted"]]
     assert probabilities == pytest.approx([float(r["probability"]) for r in log], abs=1e-4)
     assert all(set(a["parts"]) == {"pose", "face", "left_hand", "right_hand"} for a in answers)
+
+
+def test_a_camera_session_over_the_limit_is_told_to_come_back(server):
+    """Two camera sessions at a time (the default): a third is refused with a message and code 1013."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    url = server.url.replace("http://", "ws://") + "/api/live"
+    with connect(url, open_timeout=60) as one, connect(url, open_timeout=60) as two:
+        assert json.loads(one.recv(timeout=60))["ready"] and json.loads(two.recv(timeout=60))["ready"]
+        with connect(url, open_timeout=60) as three:
+            assert "2 camera session(s) are running" in json.loads(three.recv(timeout=60))["error"]
+            with pytest.raises(ConnectionClosed):
+                three.recv(timeout=30)
+            assert three.close_code == 1013
 
 
 # --- the page, in Chromium ------------------------------------------------------------------------------------
