@@ -435,8 +435,8 @@ def test_docs_page_describes_the_api(server, page):
 
 @pytest.mark.slow
 def test_load_50_requests_8_at_a_time_no_failure_no_growth(model, clips, tmp_path):
-    """50 uploads, 8 at a time, to a server running the ONNX export: every one answered, with the same answer;
-    no growth in open files, threads or memory; nothing left on disk; a clean stop on SIGTERM.
+    """50 uploads, 8 at a time, to a server running the ONNX export (without loading PyTorch): every one answered,
+    with the same answer; no growth in open files, threads or memory; nothing left on disk; a clean stop on SIGTERM.
 
     Tolerances: open files and threads must come back to what they were after a warm-up (8 uploads at once:
     every thread and buffer is in place by then). Memory may move by 30 MB: settled, it moved by less than 10 MB
@@ -472,6 +472,7 @@ def test_load_50_requests_8_at_a_time_no_failure_no_growth(model, clips, tmp_pat
         assert proc.num_threads() <= threads, f"threads {threads} -> {proc.num_threads()}"
         grown = proc.memory_info().rss - rss
         assert grown < 30e6, f"memory {rss / 1e6:.0f} MB -> {(rss + grown) / 1e6:.0f} MB"
+        assert not any("libtorch" in m.path for m in proc.memory_maps()), "an ONNX model needs no PyTorch"
         assert not server.leftovers()
     finally:
         status = server.stop()

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from ..video import VIDEO_SUFFIXES
 
 FIELD = "file"
+FORM_ALLOWANCE = 64 * 1024  # a form's own headers and boundaries around the file, on top of the limit
 
 
 class UploadError(Exception):
@@ -50,7 +51,8 @@ def check_length(request: Request, limit: int) -> None:
         return
     if not announced.isdigit():
         raise UploadError(400, f"Content-Length {announced!r} is not a number of bytes")
-    if int(announced) > limit:
+    form = request.headers.get("content-type", "").lower().startswith("multipart/")
+    if int(announced) > limit + (FORM_ALLOWANCE if form else 0):
         raise too_large(limit)
 
 
@@ -79,7 +81,7 @@ async def receive(request: Request, folder: Path, limit: int) -> Upload:
                 parser = MultipartParser(boundary, form.callbacks())
                 async for chunk in request.stream():
                     received += len(chunk)
-                    if received > limit + 64 * 1024:  # the form's own headers and boundaries are small
+                    if received > limit + FORM_ALLOWANCE:
                         raise too_large(limit)
                     try:
                         parser.write(chunk)
