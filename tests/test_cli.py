@@ -41,6 +41,8 @@ def _run_in_fresh_process(args: list[str]) -> tuple[int, str, list[str]]:
     (["predict", "{tmp}/model.pt", "clip.mp4"], "model.pt"),
     (["export", "{tmp}/keras/model.keras", "--onnx", "{tmp}/m.onnx"], "PyTorch checkpoints"),
     (["live", "/no/run", "--source", "0"], "/no/run"),
+    (["serve", "/no/run"], "/no/run"),
+    (["serve", "{tmp}/keras/model.keras", "--port", "70000"], "--port 70000"),
     (["data", "import", "/nonexistent", "--out", "{tmp}/kp"], "/nonexistent"),
     (["data", "import", "{data}/keypoints/webcam", "--out", "{tmp}/kp", "--alias", "thankyou"], "SOURCE=GLOSS"),
 ])  # fmt: skip

@@ -3,7 +3,16 @@ import hashlib
 import numpy as np
 import pytest
 
-from signrec.video import FrameRange, VideoError, count_frames, iter_frames, probe, write_video
+from signrec.video import (
+    FrameRange,
+    VideoError,
+    check_complete,
+    count_frames,
+    iter_frames,
+    probe,
+    write_video,
+    write_y4m,
+)
 
 
 def test_metadata_lies_decoding_tells(clips):
@@ -69,3 +78,28 @@ def test_write_video_round_trip(tmp_path, clips):
     assert write_video(out, iter(frames), fps=25) == 22
     assert count_frames(out) == 22
     assert not list(tmp_path.glob("*partial*"))
+
+
+def test_a_cut_off_file_is_told_from_a_whole_one(clips, tmp_path):
+    """The web app's check on uploads: every real clip passes (01377 decodes 22 of its announced 25 frames);
+    a clip cut anywhere fails, even at 95%, where every frame still decodes but its data box runs past the end."""
+    for clip in sorted(clips.glob("*.mp4")):
+        check_complete(clip, count_frames(clip), probe(clip).frame_count)
+    data = (clips / "68011.mp4").read_bytes()
+    for share in (0.3, 0.95):
+        cut = tmp_path / f"cut{share}.mp4"
+        cut.write_bytes(data[: int(len(data) * share)])
+        with pytest.raises(VideoError, match=r"^upload\.mp4: the file is cut off: it ends at byte"):
+            check_complete(cut, name="upload.mp4")
+    assert count_frames(tmp_path / "cut0.95.mp4") == 55  # decoding alone would not have noticed
+    with pytest.raises(VideoError, match="only 14 of the 55 frames"):  # what is left for formats without boxes
+        check_complete(clips / "68011.mp4", decoded=14, announced=55)
+
+
+def test_y4m_holds_the_frames_for_chromiums_fake_camera(clips, tmp_path):
+    frames = list(iter_frames(clips / "01377.mp4"))  # 288x192
+    n = write_y4m(tmp_path / "cam.y4m", iter(frames), 25.0)
+    raw = (tmp_path / "cam.y4m").read_bytes()
+    header, _, rest = raw.partition(b"\n")
+    assert n == 22 and header == b"YUV4MPEG2 W288 H192 F25000:1000 Ip A1:1 C420jpeg"
+    assert rest.count(b"FRAME\n") == 22 and len(rest) == 22 * (6 + 288 * 192 * 3 // 2)

@@ -9,6 +9,7 @@ mistake costs a second and leaves nothing behind: exit status 2 and a message th
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -561,6 +562,16 @@ def _predict(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run)
 
 
+def _window_args(p: argparse.ArgumentParser) -> None:
+    """The sliding window's settings, shared by `live` and `serve` (the same window runs in both)."""
+    g = p.add_argument_group("live recognition (the sliding window)")
+    g.add_argument("--window", type=positive(int), help="frames per window (default: a typical training clip)")
+    g.add_argument("--stride", type=positive(int), default=2, help="predict every N frames")
+    g.add_argument("--threshold", type=float, help="minimum probability to show a sign (default: the threshold chosen "
+                   "on validation, stored in the model; 0.7 for models without one)")  # fmt: skip
+    g.add_argument("--stable", type=positive(int), default=3, help="windows in a row that must agree")
+
+
 @command(
     "live",
     "recognise signs live from a camera (or a video standing in for one), with landmarks and prediction drawn",
@@ -570,11 +581,7 @@ def _live(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="run folder, model.pt, model.keras or model.onnx")
     p.add_argument("--source", default="0", help="camera index or video file")
     p.add_argument("--output", help="write the annotated video here (and a .csv prediction log) instead of a window")
-    p.add_argument("--window", type=positive(int), help="frames per window (default: a typical training clip)")
-    p.add_argument("--stride", type=positive(int), default=2, help="predict every N frames")
-    p.add_argument("--threshold", type=float, help="minimum probability to show a sign (default: the threshold chosen "
-                   "on validation, stored in the model; 0.7 for models without one)")  # fmt: skip
-    p.add_argument("--stable", type=positive(int), default=3, help="windows in a row that must agree")
+    _window_args(p)
     p.add_argument("--verbose", action="store_true", help="show MediaPipe's and TensorFlow Lite's own log lines")
 
     def run(args: argparse.Namespace) -> int:
@@ -595,6 +602,50 @@ def _live(p: argparse.ArgumentParser) -> None:
         if r.warning:
             print(f"warning: {r.warning}")
         print(f"prediction log: {r.log}" + (f"\nannotated video: {r.output}" if r.output else ""))
+        return 0
+
+    p.set_defaults(func=run)
+
+
+@command(
+    "serve",
+    "a web page for people who do not use a terminal (upload a clip, or sign to the camera) and a JSON API",
+    "signrec serve runs/best                  (then open http://127.0.0.1:8000 in a browser)\n"
+    "  signrec serve best.onnx --port 8080 --max-mb 50\n"
+    "  signrec serve runs/best --host 0.0.0.0    (other machines may connect: it warns)",
+)
+def _serve(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="run folder, model.pt, model.keras or model.onnx")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (only this machine unless changed)")
+    p.add_argument("--port", type=int, default=8000, help="port (0: any free port, printed at start)")
+    p.add_argument("--max-mb", type=positive(float), default=100.0, help="largest upload; larger ones get 413")
+    p.add_argument("--max-frames", type=positive(int), default=900, help="longest clip, in frames")
+    p.add_argument("--workers", type=positive(int), default=max(1, (os.cpu_count() or 2) // 2),
+                   help="clips recognised at a time (MediaPipe uses about two cores each)")
+    p.add_argument("--queue", type=int, default=8, help="clips waiting at most; more get 503 with Retry-After")
+    p.add_argument("--live-sessions", type=positive(int), default=2, help="camera sessions at a time")
+    p.add_argument("--top-k", type=positive(int), default=5, help="glosses listed per clip")
+    _window_args(p)
+    p.add_argument("--verbose", action="store_true", help="show MediaPipe's and TensorFlow Lite's own log lines")
+
+    def run(args: argparse.Namespace) -> int:
+        checkpoint(args.model)
+        if not 0 <= args.port <= 65535:
+            raise UsageError(f"--port {args.port}: must be 0-65535")
+        if args.queue < 0:
+            raise UsageError(f"--queue {args.queue}: must be 0 or more")
+        from .live import LiveConfig
+        from .serve import ServeOptions, serve
+
+        options = ServeOptions(max_mb=args.max_mb, workers=args.workers, queue=args.queue,
+                               live_sessions=args.live_sessions, top_k=args.top_k, max_frames=args.max_frames,
+                               live=LiveConfig(args.window, args.stride, args.threshold, args.stable),
+                               quiet=not args.verbose)  # fmt: skip
+        try:
+            serve(args.model, args.host, args.port, options, verbose=args.verbose)
+        except KeyboardInterrupt:
+            print("signrec serve: stopped")
+            return 130
         return 0
 
     p.set_defaults(func=run)

@@ -237,15 +237,21 @@ def extract_video(
             holistic.close()
     keypoints = np.stack(rows).astype(np.float32, copy=False)
     clip = ClipKeypoints(keypoints, info.fps, in_holistic, time.perf_counter() - t0)
-    if min_person > 0:
-        found = layout.presence(keypoints)
-        person = found[:, [0, 2, 3]].any(axis=1).mean()  # pose or a hand
-        if person < min_person:
-            raise NoPersonError(
-                f"{path}: no person found (pose or hands in {person:.0%} of {len(keypoints)} frames, "
-                f"need {min_person:.0%})"
-            )
+    check_person(keypoints, min_person, path)
     return clip
+
+
+def check_person(keypoints: np.ndarray, min_person: float, source: object) -> None:
+    """Raise NoPersonError naming `source` when pose or a hand is found in fewer than `min_person` of the frames."""
+    if min_person <= 0:
+        return
+    found = layout.presence(keypoints)
+    person = found[:, [0, 2, 3]].any(axis=1).mean()  # pose or a hand
+    if person < min_person:
+        raise NoPersonError(
+            f"{source}: no person found (pose or hands in {person:.0%} of {len(keypoints)} frames, "
+            f"need {min_person:.0%})"
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -647,6 +653,7 @@ __all__ = [
     "Holistic",
     "Job",
     "NoPersonError",
+    "check_person",
     "extract",
     "extract_clip",
     "extract_video",

@@ -18,10 +18,9 @@ from typing import Any
 
 import cv2
 import numpy as np
-import torch
 
 from .extract import Holistic, results_to_row
-from .predict import NO_SIGN, Predictor, SlidingWindow, load_predictor
+from .predict import NO_SIGN, Predictor, SlidingWindow, WindowStep, load_predictor
 from .video import open_camera, prefetch
 
 
@@ -32,6 +31,32 @@ class LiveConfig:
     threshold: float | None = None  # minimum probability to show a sign (default: the model's, or 0.7)
     stable: int = 3  # the same gloss must win this many windows in a row
     max_frames: int | None = None  # stop after this many frames (None: until the source ends or 'q')
+
+
+class LiveStream:
+    """One stream of frames through the live path: Holistic (its tracking state belongs to this stream), the one
+    results -> row function, and the sliding window that decides what is shown. `signrec live` and the web
+    app's camera mode both send their frames through it; `detect` and `push` are separate so that `live` can run
+    them in different threads."""
+
+    def __init__(self, predictor: Predictor, config: LiveConfig, holistic: Holistic):
+        self.holistic = holistic
+        holistic.reset()  # a new stream: nothing tracked from an earlier one
+        self.window = SlidingWindow(predictor, config.window, config.stride, config.threshold, config.stable)
+        self.row: np.ndarray | None = None  # the last frame's (1662,) row
+
+    def detect(self, rgb: np.ndarray) -> Any:
+        """Holistic results for the next RGB frame of the stream."""
+        return self.holistic.process_rgb(rgb)
+
+    def push(self, results: Any) -> WindowStep | None:
+        """The frame's row into the window; the model's step when it ran on this frame."""
+        self.row = results_to_row(results)
+        return self.window.push(self.row)
+
+    def process(self, rgb: np.ndarray) -> tuple[Any, WindowStep | None]:
+        results = self.detect(rgb)
+        return results, self.push(results)
 
 
 def draw(frame: np.ndarray, results: object, text: str, fps: float) -> None:
@@ -64,11 +89,11 @@ def _read(cap: cv2.VideoCapture, max_frames: int | None) -> Iterator[tuple[np.nd
 
 
 class _Annotator:
-    """What happens to a frame after Holistic: its row goes into the sliding window (the same one the web app
-    uses), the log gets a line when the model ran, and the frame is drawn on."""
+    """What happens to a frame after Holistic: the stream pushes its row into the sliding window, the log gets a
+    line when the model ran, and the frame is drawn on."""
 
-    def __init__(self, window: SlidingWindow, log: Any, t_start: float):
-        self.window, self.log, self.t_start = window, log, t_start
+    def __init__(self, stream: LiveStream, log: Any, t_start: float):
+        self.stream, self.window, self.log, self.t_start = stream, stream.window, log, t_start
         self.text = NO_SIGN
         self.shown_counts: dict[str, int] = {}
         self.stamps: deque = deque(maxlen=31)
@@ -83,7 +108,7 @@ class _Annotator:
 
     def __call__(self, frame: np.ndarray, results: object) -> np.ndarray:
         now = time.perf_counter()
-        step = self.window.push(results_to_row(results))
+        step = self.stream.push(results)
         if step is not None:
             self.text = f"{step.shown} ({step.probability:.0%})" if step.shown != NO_SIGN else NO_SIGN
             self.log.writerow([step.frame, f"{now - self.t_start:.3f}", step.gloss, f"{step.probability:.4f}", step.shown])
@@ -176,17 +201,20 @@ def live(
     log = csv.writer(log_file)
     log.writerow(["frame", "time_s", "top_gloss", "probability", "shown"])
     stage = None
+    import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one window at a time: a second thread only competes with Holistic's
     try:
         with Holistic(quiet=quiet) as holistic:
             t_start = time.perf_counter()  # the loop's own time: Holistic's start-up is paid once, before it
-            window = SlidingWindow(predictor, config.window, config.stride, config.threshold, config.stable)
-            annotate = _Annotator(window, log, t_start)
+            stream = LiveStream(predictor, config, holistic)
+            window = stream.window
+            annotate = _Annotator(stream, log, t_start)
             if tmp is not None:
                 stage = _BackgroundStage(annotate, tmp, fps_in)
             for frame, rgb in prefetch(_read(cap, config.max_frames), size=2):
-                results = holistic.process_rgb(rgb)
+                results = stream.detect(rgb)
                 if stage is not None:
                     stage.put(frame, results)
                 else:  # pragma: no cover - needs a screen

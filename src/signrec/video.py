@@ -179,6 +179,65 @@ def count_frames(path: str | os.PathLike) -> int:
     return n
 
 
+# Real WLASL clips decode at least 88% of the frames their container announces (01377.mp4: 22 of 25); a file
+# that decodes fewer than this share of them was cut off.
+MIN_DECODED_SHARE = 0.8
+# Top-level boxes an MP4/MOV (ISO base media) file starts with.
+_ISO_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
+
+
+def check_complete(path: str | os.PathLike, decoded: int | None = None, announced: int = 0,
+                   name: object = None) -> None:  # fmt: skip
+    """Raise VideoError when the file looks cut off (an upload or copy that stopped early).
+
+    MP4/MOV files are checked exactly: a top-level box that runs past the end of the file. Any format is also
+    checked, when `decoded` is given, by the frames that decoded against the `announced` count of the container.
+    `name` replaces the path in the message (an uploaded file's own name instead of its temporary one).
+    """
+    path, name = Path(path), name or path
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if f.read(8)[4:8] in _ISO_BOXES:
+            offset = 0
+            while offset + 8 <= size:
+                f.seek(offset)
+                head = f.read(16)
+                length, kind = int.from_bytes(head[:4], "big"), head[4:8].decode("latin-1")
+                if length == 1:  # a 64-bit size follows the type
+                    length = int.from_bytes(head[8:16], "big") if len(head) == 16 else size + 1
+                elif length == 0:  # the box runs to the end of the file
+                    break
+                if length < 8:
+                    raise VideoError(f"{name}: not a valid MP4/MOV file (a box of {length} bytes at byte {offset:,})")
+                if offset + length > size:
+                    raise VideoError(f"{name}: the file is cut off: it ends at byte {size:,}, but its '{kind}' box "
+                                     f"runs to byte {offset + length:,} (an upload or copy that stopped early?)")  # fmt: skip
+                offset += length
+    if decoded is not None and announced > 0 and decoded < MIN_DECODED_SHARE * announced:
+        raise VideoError(f"{name}: only {decoded} of the {announced} frames the file announces could be decoded: "
+                         f"it looks cut off (an upload or copy that stopped early?)")  # fmt: skip
+
+
+def write_y4m(path: str | os.PathLike, frames: Iterator[np.ndarray], fps: float) -> int:
+    """Write BGR frames as an uncompressed YUV4MPEG2 (4:2:0) file: what Chromium's fake camera plays
+    (`--use-file-for-fake-video-capture`). Width and height are cut to even numbers. Returns the frame count."""
+    path = Path(path)
+    n = 0
+    with open(path, "wb") as out:
+        for frame in frames:
+            h, w = (d - d % 2 for d in frame.shape[:2])
+            if n == 0:
+                num, den = (round(fps * 1000), 1000) if fps else (25, 1)
+                out.write(f"YUV4MPEG2 W{w} H{h} F{num}:{den} Ip A1:1 C420jpeg\n".encode())
+            out.write(b"FRAME\n")
+            out.write(cv2.cvtColor(np.ascontiguousarray(frame[:h, :w]), cv2.COLOR_BGR2YUV_I420).tobytes())
+            n += 1
+    if n == 0:
+        path.unlink(missing_ok=True)
+        raise VideoError(f"{path}: no frames to write")
+    return n
+
+
 def write_video(path: str | os.PathLike, frames: Iterator[np.ndarray], fps: float) -> int:
     """Write BGR frames to an mp4 file atomically (temporary name, then rename). Returns the frame count."""
     path = Path(path)
