@@ -78,7 +78,7 @@ def test_body_relative_coordinates_ignore_where_the_signer_stands(seq):
 def test_each_feature_switch_adds_what_it_says(seq):
     base = Preprocess(features="compact", normalize="body")
     assert base(seq).shape == (len(seq), len(COMPACT_INDEX) * 3) == (len(seq), 276)
-    for switch, extra in (("hand_view", 126), ("motion", 276), ("flags", 4)):
+    for switch, extra in (("hand_view", 126), ("hand_shape", 84), ("motion", 276), ("flags", 4)):
         p = Preprocess(features="compact", normalize="body", **{switch: True})
         assert p(seq).shape == (len(seq), 276 + extra) == (len(seq), p.num_features)
     flags = Preprocess(features="compact", flags=True)(seq)[:, -4:]
@@ -246,3 +246,52 @@ def test_resample_all_gives_every_clip_the_same_length(seq):
     pre = Preprocess(features="compact", normalize="body", resample=32, resample_all=True)
     assert pre(seq[:18]).shape[0] == pre(seq).shape[0] == 32
     assert Preprocess(features="compact", normalize="body", resample=32)(seq[:18]).shape[0] == 18
+
+
+def test_hand_shape_ignores_where_the_hand_is_its_size_and_turn_and_is_zero_without_a_hand(seq):
+    from signrec.transforms import hand_distances
+
+    hands = layout.presence(seq)[:, [2, 3]]
+    turned = rotate_scale(_move(seq, 0.1, -0.05, 1.3), 20.0, 1.0, 1.0)  # elsewhere, larger, tilted 20 degrees
+    got, want = hand_distances(turned), hand_distances(seq)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    assert np.isfinite(want).all() and want[hands[:, 0], :42].min() > 0
+    assert not want[~hands[:, 0], :42].any() and not want[~hands[:, 1], 42:].any()  # missing hand: zeros
+
+
+def test_trim_drops_the_frames_before_and_after_the_hands(seq):
+    from signrec.transforms import trim_to_hands
+
+    padded = np.concatenate([np.zeros((5, 1662), np.float32), seq, np.zeros((7, 1662), np.float32)])
+    padded[:5, : layout.COMPONENTS["pose"].stop] = seq[0, : layout.COMPONENTS["pose"].stop]  # a body, no hands
+    hands = np.flatnonzero(layout.presence(seq)[:, 2:].any(axis=1))
+    np.testing.assert_array_equal(trim_to_hands(padded), seq[hands[0] : hands[-1] + 1])
+    no_hands = padded.copy()
+    no_hands[:, LEFT] = no_hands[:, RIGHT] = 0
+    assert len(trim_to_hands(no_hands)) == len(padded)  # nothing to trim to: unchanged
+    pre = Preprocess(features="compact", normalize="body", trim=True)
+    np.testing.assert_allclose(pre(padded), pre(seq[hands[0] : hands[-1] + 1]), atol=1e-6)
+
+
+def test_drop_path_drops_whole_samples_in_training_only():
+    import torch
+
+    from signrec.models.convformer import DropPath
+
+    torch.manual_seed(0)
+    x = torch.ones(400, 3, 5)
+    y = DropPath(0.25).train()(x)
+    kept = (y != 0).all(dim=(1, 2))
+    assert ((y[kept] - 1 / 0.75).abs() < 1e-6).all() and (y[~kept] == 0).all()  # whole samples, rescaled
+    assert 0.15 < (~kept).float().mean() < 0.35
+    assert torch.equal(DropPath(0.25).eval()(x), x)
+
+
+def test_moving_average_warms_up_then_uses_the_decay():
+    import torch
+
+    from signrec.training.lightning import _ema_update
+
+    avg, new = torch.zeros(3), torch.ones(3)
+    assert torch.allclose(_ema_update(0.998, avg, new, torch.tensor(0)), torch.full((3,), 0.9))  # mostly the new
+    assert torch.allclose(_ema_update(0.998, avg, new, torch.tensor(10**6)), torch.full((3,), 0.002))

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import REPO, link_tree
 from signrec.cli import main
-from signrec.extract import DEFAULT_MIN_PERSON, Holistic, find_jobs, run_job
+from signrec.extract import DEFAULT_MIN_PERSON, Holistic, extract_clip, find_jobs, store_clip
 from signrec.io import read_csv_rows
 from signrec.live import LiveConfig, live
 from signrec.presets import best
@@ -53,9 +53,8 @@ def model(data_dir, tmp_path_factory):
     store = root / "keypoints"
     with Holistic() as holistic, StoreWriter(store) as writer:  # in this process: no worker start-up to pay
         for job in find_jobs(videos):
-            row, _, _ = run_job(job, str(store), DEFAULT_MIN_PERSON, holistic=holistic)
+            row = store_clip(writer, extract_clip(job, DEFAULT_MIN_PERSON, holistic=holistic))
             assert row["status"] == "ok", row
-            writer.add(row)
     paths = [c.path for c in open_store(store).clips]
     run = root / "run"
     recipe = best().with_config(max_epochs=30, patience=30, threads=1, progress=False)

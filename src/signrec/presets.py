@@ -35,19 +35,21 @@ def reference(activation: str = "tanh") -> Recipe:
     return Recipe(f"reference ({activation})", "lstm", {"activation": activation})
 
 
-BEST_PREPROCESS = Preprocess(features="compact", normalize="auto", hand_view=True, motion=True, flags=True,
-                             resample=64)  # fmt: skip
+BEST_PREPROCESS = Preprocess(features="compact", normalize="auto", hand_view=True, hand_shape=True, motion=True,
+                             flags=True, resample=64, trim=True, fill_gaps=3)  # fmt: skip
 
 
 def best() -> Recipe:
-    """Convolution + transformer on body-relative compact features with hand shape, motion and presence flags,
-    mirrored/rotated/stretched training data, AdamW with weight decay, label smoothing and a cosine schedule."""
+    """Convolution + transformer (with stochastic depth) on body-relative compact features (hands-relative when
+    there is no body) with hand shape (joints relative to the wrist, distances between joints), motion and
+    presence flags, clips trimmed to the hands and short hand dropouts filled; mirrored/rotated/stretched training
+    data, AdamW with weight decay, label smoothing, a cosine schedule and a moving average of the weights."""
     return Recipe(
-        "best (convformer)", "convformer", {"dim": 128},
+        "best (convformer)", "convformer", {"dim": 128, "drop_path": 0.2},
         BEST_PREPROCESS,
         Augment(),
         TrainConfig(max_epochs=100, patience=30, batch_size=32, lr=1e-3, weight_decay=0.05, label_smoothing=0.1,
-                    optimizer="adamw", schedule="cosine", warmup_epochs=5, grad_clip=1.0),
+                    optimizer="adamw", schedule="cosine", warmup_epochs=5, grad_clip=1.0, ema=0.998),
     )  # fmt: skip
 
 

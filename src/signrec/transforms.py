@@ -104,6 +104,8 @@ class Preprocess:
     resample_all: bool = False  # shorter ones too (every clip `resample` frames: frame rate and speed factored out)
     aspect: bool = False  # with normalize="body": undo the camera's aspect ratio (see `level_aspect`)
     fill_gaps: int = 0  # hands missing for at most this many frames in a row are interpolated (0 = off)
+    trim: bool = False  # leading and trailing frames in which no hand was found are dropped (before resampling)
+    hand_shape: bool = False  # distances between chosen joints of each hand, in hand sizes (HAND_PAIRS)
 
     def __post_init__(self) -> None:
         if self.features != "compact" and self.features not in layout.SUBSETS:
@@ -143,6 +145,7 @@ class Preprocess:
             coords = layout.parts_width(self._coord_parts)
         n = coords
         n += len(self._hands) * HAND_POINTS * 3 if self.hand_view else 0
+        n += len(self._hands) * len(HAND_PAIRS) if self.hand_shape else 0
         n += coords if self.motion else 0
         n += len(self.parts) if self.flags else 0
         return n
@@ -150,10 +153,12 @@ class Preprocess:
     @property
     def is_reference(self) -> bool:
         return (self.features != "compact" and self.normalize == "none" and not self.fill_gaps
-                and not (self.hand_view or self.motion or self.flags))  # fmt: skip
+                and not (self.hand_view or self.hand_shape or self.motion or self.flags))  # fmt: skip
 
     def __call__(self, keypoints: np.ndarray) -> np.ndarray:
         layout.check_frames(keypoints)
+        if self.trim and self._hands:
+            keypoints = trim_to_hands(keypoints, self._hands)
         if self.resample is not None and (len(keypoints) > self.resample or self.resample_all):
             keypoints = resample(keypoints, self.resample)
         if self.is_reference:
@@ -186,6 +191,8 @@ class Preprocess:
         views = [coords]
         if self.hand_view:
             views.append(hand_relative(frames, self._hands))
+        if self.hand_shape:
+            views.append(hand_distances(frames, self._hands))
         if self.motion:
             d = np.zeros_like(coords)
             both = coord_present[1:] & coord_present[:-1]
@@ -211,8 +218,8 @@ class Preprocess:
         d = {**self.to_dict(), "parts": parts}
         if self.normalize == "auto":
             d["normalize"] = "body" if "pose" in parts else "hands"
-        if d["hand_view"] and not any(p.endswith("hand") for p in parts):
-            d["hand_view"] = False
+        if not any(p.endswith("hand") for p in parts):
+            d.update(hand_view=False, hand_shape=False)
         return Preprocess(**d)
 
     def to_dict(self) -> dict:
@@ -307,6 +314,35 @@ def hand_relative(frames: np.ndarray, hands: tuple[str, ...] = ("left_hand", "ri
         size = np.linalg.norm(rel[..., :2], axis=-1).max(axis=1, keepdims=True)[..., None]
         views.append(np.where(size > 1e-6, rel / np.maximum(size, 1e-6), 0.0).reshape(len(frames), -1))
     return np.concatenate(views, axis=1).astype(np.float32)
+
+
+# Joint pairs whose distances describe a hand's shape: fingertips to each other and to the wrist, the other tips to
+# the thumb's joints 2 and 3, every tip to the four finger bases except its own, palm width and the thumb's base.
+_TIPS = (4, 8, 12, 16, 20)
+HAND_PAIRS = tuple(sorted({*((a, b) for i, a in enumerate(_TIPS) for b in _TIPS[i + 1 :]), *((0, t) for t in _TIPS),
+                           *((t, j) for t in _TIPS[1:] for j in (2, 3)),
+                           *((t, m) for t in _TIPS for m in (5, 9, 13, 17) if t != m + 3), (5, 17), (2, 5), (3, 6)}))  # fmt: skip
+
+
+def hand_distances(frames: np.ndarray, hands: tuple[str, ...] = ("left_hand", "right_hand")) -> np.ndarray:
+    """`(T, 42 per hand)`: 3D distances between the HAND_PAIRS joints, divided by the hand's size (wrist to the
+    farthest point): unchanged by where the hand is, how big it looks and how it is turned in the image plane.
+    Zeros where the hand is missing."""
+    i, j = np.array(HAND_PAIRS).T
+    views = []
+    for name in hands:
+        h = layout.part(frames, name)[..., :3]
+        size = np.linalg.norm((h - h[:, :1])[..., :2], axis=-1).max(axis=1, keepdims=True)
+        d = np.linalg.norm(h[:, i] - h[:, j], axis=-1)
+        views.append(np.where(size > 1e-6, d / np.maximum(size, 1e-6), 0.0))
+    return np.concatenate(views, axis=1).astype(np.float32)
+
+
+def trim_to_hands(frames: np.ndarray, hands: tuple[str, ...] = ("left_hand", "right_hand")) -> np.ndarray:
+    """The frames from the first to the last in which one of `hands` was found (a clip with no hand: unchanged).
+    Signers' hands rest out of view before and after a sign; those frames only dilute it."""
+    found = np.flatnonzero(np.any(np.concatenate([frames[:, layout.COMPONENTS[h].slice] for h in hands], 1) != 0, 1))
+    return frames if len(found) == 0 else frames[found[0] : found[-1] + 1]
 
 
 def fill_gaps(frames: np.ndarray, max_gap: int, parts: tuple[str, ...] = ("left_hand", "right_hand")) -> np.ndarray:

@@ -27,12 +27,28 @@ class ConvformerConfig:
     heads: int = 4
     dropout: float = 0.3
     stem_dropout: float = 0.1
+    drop_path: float = 0.0  # stochastic depth: the last block's residual branch is dropped this often, earlier ones less
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: in training, a sample's whole residual branch is dropped with probability `p` (and the
+    kept ones scaled by 1 / (1 - p)); identity in evaluation."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = (torch.rand(x.shape[0], *([1] * (x.dim() - 1)), device=x.device) >= self.p).to(x.dtype)
+        return x * keep / (1 - self.p)
 
 
 class ConvBlock(nn.Module):
     """Pre-norm residual block: Linear + GLU, depthwise conv over time (padded frames zeroed), Linear."""
 
-    def __init__(self, dim: int, kernel: int, dropout: float):
+    def __init__(self, dim: int, kernel: int, dropout: float, drop_path: float = 0.0):
         super().__init__()
         self.norm = nn.LayerNorm(dim)
         self.expand = nn.Linear(dim, 2 * dim)
@@ -40,13 +56,14 @@ class ConvBlock(nn.Module):
         self.bn = nn.BatchNorm1d(dim)
         self.project = nn.Linear(dim, dim)
         self.drop = nn.Dropout(dropout)
+        self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         y = nn.functional.glu(self.expand(self.norm(x)), dim=-1)
         y = y * mask.unsqueeze(-1)
         y = self.bn(self.conv(y.transpose(1, 2))).transpose(1, 2)
         y = self.project(nn.functional.silu(y))
-        return x + self.drop(y) * mask.unsqueeze(-1)
+        return x + self.drop_path(self.drop(y)) * mask.unsqueeze(-1)
 
 
 class SelfAttention(nn.Module):
@@ -78,8 +95,9 @@ class EncoderLayer(nn.Module):
     """Pre-norm transformer encoder layer (attention, then a GELU feed-forward), the same function and parameter
     names as `nn.TransformerEncoderLayer(norm_first=True, activation="gelu", batch_first=True)`."""
 
-    def __init__(self, dim: int, heads: int, hidden: int, dropout: float):
+    def __init__(self, dim: int, heads: int, hidden: int, dropout: float, drop_path: float = 0.0):
         super().__init__()
+        self.drop_path = DropPath(drop_path)
         self.self_attn = SelfAttention(dim, heads, dropout)
         self.linear1, self.linear2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
@@ -87,8 +105,9 @@ class EncoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """`x (batch, time, dim)`, `mask (batch, time)` True on real frames (padded ones are never attended to)."""
-        x = x + self.dropout1(self.self_attn(self.norm1(x), mask))
-        return x + self.dropout2(self.linear2(self.dropout(nn.functional.gelu(self.linear1(self.norm2(x))))))
+        x = x + self.drop_path(self.dropout1(self.self_attn(self.norm1(x), mask)))
+        ff = self.linear2(self.dropout(nn.functional.gelu(self.linear1(self.norm2(x)))))
+        return x + self.drop_path(self.dropout2(ff))
 
 
 class Convformer(nn.Module):
@@ -97,10 +116,12 @@ class Convformer(nn.Module):
         self.config = config
         d = config.dim
         self.stem = nn.Sequential(nn.Linear(config.input_size, d), nn.LayerNorm(d), nn.Dropout(config.stem_dropout))
+        n = config.stages * (config.convs + 1)
+        rates = iter(config.drop_path * i / max(1, n - 1) for i in range(n))  # deeper blocks are dropped more
         blocks: list[nn.Module] = []
         for _ in range(config.stages):
-            blocks += [ConvBlock(d, config.kernel, config.dropout) for _ in range(config.convs)]
-            blocks.append(EncoderLayer(d, config.heads, 2 * d, config.dropout))
+            blocks += [ConvBlock(d, config.kernel, config.dropout, next(rates)) for _ in range(config.convs)]
+            blocks.append(EncoderLayer(d, config.heads, 2 * d, config.dropout, next(rates)))
         self.blocks = nn.ModuleList(blocks)
         self.norm = nn.LayerNorm(d)
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(d, config.num_classes))

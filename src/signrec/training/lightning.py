@@ -270,6 +270,25 @@ def _restore(saved_env: dict[str, str | None]) -> None:
             os.environ[key] = value
 
 
+def _ema_update(decay: float, averaged: torch.Tensor, current: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    """One step of the weights' moving average, with the usual warm-up: the decay is min(decay, (1 + n) / (10 + n))
+    after n steps, so that a small data set (a few steps an epoch) is not judged on its first, random weights."""
+    n = float(steps)
+    d = min(decay, (1 + n) / (10 + n))
+    return averaged * d + current * (1 - d)
+
+
+def _ema(decay: float) -> L.Callback:
+    """Lightning's weight averaging with `_ema_update`: validation, checkpoints and the saved model use the average."""
+    import functools
+
+    class EMA(L.pytorch.callbacks.WeightAveraging):
+        def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
+            return step_idx is not None  # every optimiser step
+
+    return EMA(use_buffers=True, avg_fn=functools.partial(_ema_update, decay))
+
+
 def fit(
     model: nn.Module,
     store: KeypointStore,
@@ -312,7 +331,7 @@ def fit(
                                                     save_top_k=1, save_last=True, enable_version_counter=False)  # fmt: skip
     stop = L.pytorch.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=config.patience)
     graceful = _GracefulStop()
-    averaging = [L.pytorch.callbacks.EMAWeightAveraging(decay=config.ema)] if config.ema else []
+    averaging = [_ema(config.ema)] if config.ema else []
     loggers: list = []
     try:
         loggers.append(L.pytorch.loggers.TensorBoardLogger(out, name="tensorboard", version=""))
