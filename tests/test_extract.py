@@ -210,3 +210,24 @@ def test_resume_after_a_killed_run(tmp_path, clips):
     rows = read_manifest(out)
     assert len(rows) == 4 and all(r["status"] == "ok" for r in rows)
     assert {int(r["frames"]) for r in rows if r["id"] == "01377"} == {22}
+
+
+def test_format_pose_writes_pose_format_files_in_the_videos_pixels(clips, tmp_path):
+    """Issue 12: `extract --format pose` exports pose-format files that pose-format itself reads."""
+    from pose_format import Pose
+
+    from signrec.store.posefmt import read_pose
+    from signrec.video import probe
+
+    videos = link_tree(tmp_path / "videos", {"afraid/01377.mp4": clips / "01377.mp4"})
+    out = tmp_path / "kp"
+    assert main(["extract", str(videos), "--out", str(out), "--format", "pose", "--no-progress"]) == 0
+    arrays = np.load(out / "afraid" / "01377.npy")
+    np.testing.assert_allclose(read_pose(out / "afraid" / "01377.pose"), arrays, atol=1e-4)
+    pose = Pose.read((out / "afraid" / "01377.pose").read_bytes())
+    info = probe(clips / "01377.mp4")
+    assert (pose.header.dimensions.width, pose.header.dimensions.height) == (info.width, info.height)
+    assert pose.body.fps == pytest.approx(info.fps, abs=1e-3) and pose.body.data.shape[:2] == (22, 1)
+    before = (out / "afraid" / "01377.pose").stat().st_mtime_ns
+    assert main(["extract", str(videos), "--out", str(out), "--format", "pose", "--no-progress"]) == 0
+    assert (out / "afraid" / "01377.pose").stat().st_mtime_ns == before  # done once: a rerun keeps it

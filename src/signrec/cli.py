@@ -244,6 +244,8 @@ def _extract(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-person", type=float, default=0.2,
                    help="fail clips where pose or hands are found in fewer than this share of frames")
     p.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="stored precision")
+    p.add_argument("--format", choices=["npy", "pose"], default="npy", help="npy: the store's arrays; pose: also a "
+                   "pose-format .pose file per clip beside its array (pip install 'signrec[pose]')")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def run(args: argparse.Namespace) -> int:
@@ -256,7 +258,7 @@ def _extract(p: argparse.ArgumentParser) -> None:
 
         summary = extract(args.input, args.out, workers=args.workers, frame_range=FrameRange(args.frame_start, args.frame_end),
                           metadata=args.metadata, min_person=args.min_person, progress=not args.no_progress,
-                          dtype=args.dtype, scheduler=args.scheduler)  # fmt: skip
+                          dtype=args.dtype, scheduler=args.scheduler, keypoint_format=args.format)  # fmt: skip
         print(summary.report())
         return 1 if summary.failed else 0
 

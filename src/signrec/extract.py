@@ -29,6 +29,7 @@ from .store.schema import ALIASES, value
 from .video import FULL, VIDEO_SUFFIXES, FrameRange, VideoError, iter_rgb, probe
 
 LOG_NAME = "extract.log"
+FORMATS = ("npy", "pose")  # the store's arrays; and pose-format files beside them
 # A clip in which pose and both hands are found in fewer frames than this share has no usable signer.
 DEFAULT_MIN_PERSON = 0.2
 # Metadata CSVs that describe a folder of videos: inside it, or beside it named for it (videos/wlasl12.csv).
@@ -200,6 +201,8 @@ class ClipKeypoints:
 
     keypoints: np.ndarray  # (frames, 1662) float32
     fps: float
+    width: int = 0  # the video's frame size (pose-format files give points in its pixels)
+    height: int = 0
     holistic_seconds: float = 0.0
     total_seconds: float = 0.0
 
@@ -236,7 +239,7 @@ def extract_video(
         if own:
             holistic.close()
     keypoints = np.stack(rows).astype(np.float32, copy=False)
-    clip = ClipKeypoints(keypoints, info.fps, in_holistic, time.perf_counter() - t0)
+    clip = ClipKeypoints(keypoints, info.fps, info.width, info.height, in_holistic, time.perf_counter() - t0)
     check_person(keypoints, min_person, path)
     return clip
 
@@ -479,7 +482,7 @@ def extract_clip(job: Job, min_person: float = DEFAULT_MIN_PERSON, dataset: str 
         clip = extract_video(job.source, job.frame_range, holistic, min_person=min_person)
     except (VideoError, ExtractionError, ValueError) as e:
         return failed_clip(job, dataset, e, time.perf_counter() - t0)
-    row["fps"] = round(clip.fps, 3)
+    row.update(fps=round(clip.fps, 3), width=clip.width, height=clip.height)
     return ClipResult(row, clip.keypoints, clip.holistic_seconds, time.perf_counter() - t0)
 
 
@@ -549,6 +552,7 @@ def extract(
     save_every: float = 30.0,
     dtype: str = "float32",
     scheduler: str | None = None,
+    keypoint_format: str = "npy",
 ) -> ExtractSummary:
     """Extract keypoints for a video file or a `<gloss>/<id>.mp4` folder into the store `out`, resumably.
 
@@ -560,9 +564,17 @@ def extract(
     Clips already stored are skipped; each clip is written under a temporary name and renamed when complete,
     so an interrupted run leaves no half-written file. Failed clips are recorded in the manifest and retried
     by the next run. The progress bar counts frames, so its estimate does not swing with clip length.
+
+    `keypoint_format="pose"` also writes each clip as a pose-format `.pose` file beside its array (see `store.posefmt`).
     """
     from tqdm import tqdm
 
+    if keypoint_format not in FORMATS:
+        raise ValueError(f"unknown keypoint format {keypoint_format!r}; known: {', '.join(FORMATS)}")
+    if keypoint_format == "pose":
+        from .store.posefmt import _pose_format
+
+        _pose_format()  # the install hint before any clip is extracted
     _quiet_native_logs()  # before workers start: they inherit the environment
     if scheduler is not None and workers is not None:
         raise ValueError("workers sizes the built-in process pool; with a Dask scheduler the cluster decides "
@@ -616,6 +628,10 @@ def extract(
                 bar.total += frames - expected[job.rel]  # containers miscount frames: the bar ends at its total
                 bar.update(frames)
         summary.seconds = time.perf_counter() - t0
+    if keypoint_format == "pose":
+        from .store.posefmt import export_pose
+
+        summary.notes.append(f"{len(export_pose(out, progress=progress))} .pose files written beside the arrays")
     summary.parts_found = _parts_found(writer.rows.values())
     return summary
 

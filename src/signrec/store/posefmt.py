@@ -106,3 +106,26 @@ def write_pose(path: str | os.PathLike, keypoints: np.ndarray, fps: float, width
         pf.Pose(header, body).write(f)
     os.replace(tmp, path)
     return path
+
+
+def export_pose(store: object, folder: str | os.PathLike | None = None, progress: bool = False) -> list[Path]:
+    """Write every clip of a store as a `.pose` file at `<folder>/<gloss>/<id>.pose` (default: beside its array in
+    the store), in the pixel coordinates of its video: the manifest's `width`, `height` and `fps` (extraction
+    records them; clips without them are written in 0..1 coordinates, width = height = 1). Files already there are
+    kept, so an interrupted export resumes. Returns the files written now."""
+    from tqdm import tqdm
+
+    from .store import open_store
+
+    _pose_format()
+    store = open_store(store)  # type: ignore[arg-type]
+    folder = Path(folder) if folder is not None else store.root
+    written = []
+    for clip in tqdm(list(store), unit="clip", desc="export .pose", disable=not progress):
+        target = folder / Path(clip.path).with_suffix(".pose")
+        if target.exists():
+            continue
+        fps, width, height = (float(clip.meta.get(c) or d) for c, d in (("fps", 0), ("width", 1), ("height", 1)))
+        write_pose(target, store.read(clip), fps, int(width), int(height))
+        written.append(target)
+    return written
