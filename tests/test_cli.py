@@ -69,10 +69,24 @@ def test_every_command_has_help_with_defaults_and_an_example(capsys):
         text = capsys.readouterr().out
         assert "example" in text, words
         if words not in (["data"],):
-            assert "(default:" in text, words
+            assert "default:" in text, words  # each command states its defaults
 
 
 def test_top_accepts_only_wlasls_subsets(capsys):
     with pytest.raises(SystemExit) as e:
         main(["data", "wlasl", "--top", "50", "--out", "x"])
     assert e.value.code == 2 and "invalid choice: 50" in capsys.readouterr().err
+
+
+def test_every_switch_of_the_best_recipe_reaches_it():
+    from signrec.cli import _recipe, build_parser
+
+    args = build_parser().parse_args(["train", "kp", "--out", "r", "--recipe", "best", "--no-trim", "--no-hand-shape",
+                                      "--aspect", "--drop-path", "0.1", "--ema", "0"])  # fmt: skip
+    r = _recipe(args)
+    assert (r.preprocess.trim, r.preprocess.hand_shape, r.preprocess.aspect) == (False, False, True)
+    assert r.model_options["drop_path"] == 0.1 and r.config.ema == 0
+    default = _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--recipe", "best"]))
+    assert default.preprocess.trim and default.preprocess.hand_shape and default.config.ema > 0
+    with pytest.raises(Exception, match="--drop-path is an option of the convformer"):
+        _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--drop-path", "0.1"]))

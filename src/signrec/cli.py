@@ -29,7 +29,13 @@ class UsageError(ValueError):
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Help that shows each option's default and keeps the examples' line breaks."""
+    """Help that shows each option's default and keeps the examples' line breaks. An option whose default is None
+    says what None means in its own help (the recipe's value, the model's threshold), so None is not shown."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None and "%(default)" not in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action) or ""
 
 
 def command(name: str, help: str, example: str) -> Callable:
@@ -313,7 +319,10 @@ def _switches(p: argparse.ArgumentParser) -> None:
     g.add_argument("--normalize", choices=["none", "body", "hands", "auto"],
                    help="coordinates relative to the body (shoulders), to the hands, or auto (body if there is one)")
     for name, what in (("hand-view", "each hand relative to its wrist as an extra view"),
-                       ("motion", "frame differences"), ("flags", "which parts were found, per frame")):  # fmt: skip
+                       ("hand-shape", "distances between joints of each hand, in hand sizes"),
+                       ("motion", "frame differences"), ("flags", "which parts were found, per frame"),
+                       ("trim", "drop the frames before the first and after the last hand"),
+                       ("aspect", "undo the camera's aspect ratio (portrait vs landscape) from the body's proportions")):  # fmt: skip
         g.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None, help=what)
     g.add_argument("--resample", type=int, help="resample longer sequences to this many frames (0: never)")
     g.add_argument("--fill-gaps", type=int, help="interpolate hands lost for at most this many frames in a row")
@@ -324,6 +333,8 @@ def _switches(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--label-smoothing", type=float)
     g.add_argument("--grad-clip", type=float, help="clip the gradient norm (0: off)")
+    g.add_argument("--ema", type=float, help="moving average of the weights, decay per step (0: off)")
+    g.add_argument("--drop-path", type=float, help="stochastic depth of the convformer's blocks (0: off)")
 
 
 def _recipe(args: argparse.Namespace):
@@ -334,7 +345,8 @@ def _recipe(args: argparse.Namespace):
     from .transforms import Augment
 
     r = recipe(args.recipe, **({"activation": args.activation} if args.recipe == "reference" else {}))
-    pre = {k: getattr(args, k) for k in ("features", "normalize", "hand_view", "motion", "flags", "resample", "fill_gaps")
+    pre = {k: getattr(args, k) for k in ("features", "normalize", "hand_view", "hand_shape", "motion", "flags",
+                                         "resample", "fill_gaps", "trim", "aspect")
            if getattr(args, k, None) is not None}  # fmt: skip
     if pre.get("resample") == 0:
         pre["resample"] = None
@@ -347,12 +359,16 @@ def _recipe(args: argparse.Namespace):
             raise UsageError(f"--parts {args.parts}: {e}") from None
     config = {k: getattr(args, k) for k in ("optimizer", "schedule", "weight_decay", "label_smoothing", "grad_clip",
                                             "max_epochs", "patience", "batch_size", "lr", "max_minutes", "threads",
-                                            "devices", "strategy", "num_nodes")
+                                            "devices", "strategy", "num_nodes", "ema")
               if getattr(args, k, None) is not None}  # fmt: skip
     config.update(seed=args.seed, progress=not args.no_progress)
     augment = r.augment if args.augment is None else (Augment() if args.augment else None)
     model = args.model or r.model
     options = dict(r.model_options) if model == r.model else {}
+    if getattr(args, "drop_path", None) is not None:
+        if model != "convformer":
+            raise UsageError(f"--drop-path is an option of the convformer, not of {model}")
+        options["drop_path"] = args.drop_path
     if model == "lstm":
         options["activation"] = args.activation
         if args.framework == "torch":
