@@ -63,6 +63,8 @@ ABLATIONS = {
                                                                            motion=False)),
     "best-with-lstm": lambda: replace(best(), model="lstm", model_options={}),
     "best-with-bigru": lambda: replace(best(), model="bigru", model_options={}),
+    # the augmentation of earlier versions: mirror, rotate 10, scale 0.1, stretch 0.2, drop 0.1
+    "best-plain-augment": lambda: replace(best(), augment=Augment()),
 }
 INVARIANT = Augment(mirror=0.5, rotate=15, scale=0.2, shear=0.15, shift=0.05, arms=0.15, stretch=0.4, drop=0.1,
                     hand_drop=0.3, no_visibility=0.5, jitter=0.003)  # fmt: skip

@@ -362,7 +362,7 @@ def _recipe(args: argparse.Namespace):
                                             "devices", "strategy", "num_nodes", "ema")
               if getattr(args, k, None) is not None}  # fmt: skip
     config.update(seed=args.seed, progress=not args.no_progress)
-    augment = r.augment if args.augment is None else (Augment() if args.augment else None)
+    augment = r.augment if args.augment is None else ((r.augment or Augment()) if args.augment else None)
     model = args.model or r.model
     options = dict(r.model_options) if model == r.model else {}
     if getattr(args, "drop_path", None) is not None:

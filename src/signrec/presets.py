@@ -35,6 +35,11 @@ def reference(activation: str = "tanh") -> Recipe:
     return Recipe(f"reference ({activation})", "lstm", {"activation": activation})
 
 
+# Augmentation for new people and cameras: handedness (mirror), camera tilt, distance and field of view (rotate,
+# scale, shear, aspect), where the person stands (shift), body proportions (arms), speed and frame rate (stretch,
+# drop), a tracker losing a hand (hand_drop) and landmark noise (jitter). BENCHMARKS.md: what it buys.
+BEST_AUGMENT = Augment(mirror=0.5, rotate=15, scale=0.2, aspect=1.3, shear=0.15, shift=0.05, arms=0.15, stretch=0.3,
+                       drop=0.1, hand_drop=0.2, jitter=0.003)  # fmt: skip
 BEST_PREPROCESS = Preprocess(features="compact", normalize="auto", hand_view=True, hand_shape=True, motion=True,
                              flags=True, resample=64, trim=True, fill_gaps=3)  # fmt: skip
 
@@ -42,12 +47,13 @@ BEST_PREPROCESS = Preprocess(features="compact", normalize="auto", hand_view=Tru
 def best() -> Recipe:
     """Convolution + transformer (with stochastic depth) on body-relative compact features (hands-relative when
     there is no body) with hand shape (joints relative to the wrist, distances between joints), motion and
-    presence flags, clips trimmed to the hands and short hand dropouts filled; mirrored/rotated/stretched training
-    data, AdamW with weight decay, label smoothing, a cosine schedule and a moving average of the weights."""
+    presence flags, clips trimmed to the hands and short hand dropouts filled; training data varied as people and
+    cameras vary (BEST_AUGMENT); AdamW with weight decay, label smoothing, a cosine schedule and a moving average
+    of the weights."""
     return Recipe(
         "best (convformer)", "convformer", {"dim": 128, "drop_path": 0.2},
         BEST_PREPROCESS,
-        Augment(),
+        BEST_AUGMENT,
         TrainConfig(max_epochs=100, patience=30, batch_size=32, lr=1e-3, weight_decay=0.05, label_smoothing=0.1,
                     optimizer="adamw", schedule="cosine", warmup_epochs=5, grad_clip=1.0, ema=0.998),
     )  # fmt: skip
