@@ -40,13 +40,13 @@ def reference(activation: str = "tanh") -> Recipe:
 # drop), a tracker losing a hand (hand_drop) and landmark noise (jitter). BENCHMARKS.md: what it buys.
 BEST_AUGMENT = Augment(mirror=0.5, rotate=15, scale=0.2, aspect=1.3, shear=0.15, shift=0.05, arms=0.15, stretch=0.3,
                        drop=0.1, hand_drop=0.2, jitter=0.003)  # fmt: skip
-BEST_PREPROCESS = Preprocess(features="compact", normalize="auto", hand_view=True, hand_shape=True, motion=True,
-                             flags=True, resample=64, trim=True, fill_gaps=3)  # fmt: skip
+BEST_PREPROCESS = Preprocess(features="compact", normalize="auto", aspect=True, hand_view=True, hand_shape=True,
+                             motion=True, flags=True, resample=64, trim=True, fill_gaps=3)  # fmt: skip
 
 
 def best() -> Recipe:
-    """Convolution + transformer (with stochastic depth) on body-relative compact features (hands-relative when
-    there is no body) with hand shape (joints relative to the wrist, distances between joints), motion and
+    """Convolution + transformer (with stochastic depth) on body-relative compact features with the camera's aspect
+    ratio undone (hands-relative when there is no body) with hand shape (joints relative to the wrist, distances between joints), motion and
     presence flags, clips trimmed to the hands and short hand dropouts filled; training data varied as people and
     cameras vary (BEST_AUGMENT); AdamW with weight decay, label smoothing, a cosine schedule and a moving average
     of the weights."""
