@@ -53,6 +53,7 @@ def test_the_threshold_is_the_lowest_that_keeps_the_answered_accurate():
     assert c.clips == 5 and 0 < c.coverage < 1
 
 
+@pytest.mark.slow
 def test_a_trained_run_is_calibrated_on_validation_and_says_unknown_below_its_threshold(data_dir, tmp_path, capsys):
     webcam = data_dir / "keypoints" / "webcam" / "akashsharma095"
     train(webcam, tmp_path / "run", best().with_config(max_epochs=2, progress=False))

@@ -16,6 +16,9 @@ from signrec.download import DownloadError, FetchConfig, Missing, http_download,
 from signrec.io import read_csv_rows
 from signrec.video import FrameRange, count_frames, iter_frames, write_video
 
+# MediaPipe on real clips, servers, clusters or subprocesses: `make test-fast` leaves them out
+pytestmark = pytest.mark.slow
+
 FAST = {"timeout": 1.0, "retries": 1, "backoff": 0.01}
 
 

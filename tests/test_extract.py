@@ -16,6 +16,9 @@ from signrec.extract import Holistic, NoPersonError, extract, extract_video, rea
 from signrec.io import read_csv_rows
 from signrec.video import FrameRange, VideoError, count_frames
 
+# MediaPipe on real clips, servers, clusters or subprocesses: `make test-fast` leaves them out
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def holistic():

@@ -107,6 +107,7 @@ def test_augmentations_keep_the_layout_and_do_what_they_say(seq):
     assert out.shape[1] == 1662 and out.dtype == np.float32 and np.isfinite(out).all()
 
 
+@pytest.mark.slow
 def test_best_recipe_trains_through_the_cli_and_predicts(data_dir, tmp_path, capsys):
     data = data_dir / "keypoints" / "webcam" / "akashsharma095"
     rc = main(["train", str(data), "--recipe", "best", "--out", str(tmp_path / "best"), "--max-epochs", "3",
@@ -135,6 +136,7 @@ def _small_video_folder(data_dir, root):
     return link_tree(root, files)
 
 
+@pytest.mark.slow
 def test_run_does_the_whole_job_and_reuses_its_stages(data_dir, tmp_path, capsys):
     videos = _small_video_folder(data_dir, tmp_path / "videos")
     out = tmp_path / "job"
@@ -160,6 +162,7 @@ def test_run_does_the_whole_job_and_reuses_its_stages(data_dir, tmp_path, capsys
     assert json.loads((out / "split.json").read_text()) == split
 
 
+@pytest.mark.slow
 def test_best_model_exports_to_onnx_with_the_same_probabilities(data_dir, tmp_path):
     import onnxruntime as ort
 

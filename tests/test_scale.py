@@ -22,6 +22,9 @@ from conftest import REPO, link_tree
 from signrec.cli import main
 from signrec.extract import extract, read_manifest
 
+# MediaPipe on real clips, servers, clusters or subprocesses: `make test-fast` leaves them out
+pytestmark = pytest.mark.slow
+
 # Short 288x192 wlasl12 clips (split, signer and fold come from wlasl12.csv beside the folder): 28, 29, 30 frames.
 WLASL12_SHORT = ("time/58503.mp4", "drink/17724.mp4", "help/27215.mp4")
 GOOD = 4  # the three above and afraid/01377 (22 frames)

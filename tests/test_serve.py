@@ -32,6 +32,9 @@ from signrec.training.runner import train
 from signrec.video import iter_frames, probe, write_video, write_y4m
 from webserver import ServeProcess, multipart, request, upload, wait_for
 
+# MediaPipe on real clips, servers, clusters or subprocesses: `make test-fast` leaves them out
+pytestmark = pytest.mark.slow
+
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium's own connections are refused on this closed network.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

@@ -20,6 +20,7 @@ def webcam(data_dir, tmp_path_factory):
     return open_store(out)
 
 
+@pytest.mark.slow
 def test_official_train_val_without_a_test_split(hands):
     """Issue 14: a train+val folder could not use its official split (a test part was required)."""
     split = make_split(hands, "official")

@@ -34,6 +34,7 @@ def test_a_plain_folder_of_1662_wide_arrays_is_a_store(data_dir):
     assert arr.dtype == np.float32 and arr.shape == (clip.frames, 1662)
 
 
+@pytest.mark.slow
 def test_import_keeps_index_columns_stores_only_the_hands_in_float16(hands, hands_store):
     """Issue 14: the import used to ignore index.csv and widen 258 float16 values to 1662 float32."""
     out, summary = hands_store
@@ -204,6 +205,7 @@ def test_writer_validates_on_write_and_store_checks_shapes_on_read(tmp_path):
     assert not list(tmp_path.rglob("*.partial"))
 
 
+@pytest.mark.slow
 def test_a_hands_only_model_reads_the_hands_of_holistic_input_and_a_full_model_refuses_hands_only_data(
         hands_store, data_dir, clips, tmp_path):  # fmt: skip
     """Issue 12: a model records the parts it was trained on; data without them gets a clear error."""
@@ -225,6 +227,7 @@ def test_a_hands_only_model_reads_the_hands_of_holistic_input_and_a_full_model_r
         evaluate_run(full, store, "all")
 
 
+@pytest.mark.slow
 def test_pose_files_from_pose_format_read_as_signrecs_own_extraction(clips, tmp_path):
     """pose-format's own MediaPipe Holistic writer and signrec's extraction agree on the same real frames, and
     a .pose written by signrec reads back as it was; .pose files import into a store."""

@@ -67,12 +67,14 @@ def test_training_learns_on_real_keypoints(which, request, webcam_signer):
     assert 1 <= len(history) <= EPOCHS and float(history[-1]["train_loss"]) < float(history[0]["train_loss"])
 
 
+@pytest.mark.slow
 def test_both_frameworks_use_the_same_split(torch_run, keras_run):
     a, b = Split.load(torch_run[0] / "split.json"), Split.load(keras_run[0] / "split.json")
     assert a.sides() == b.sides()
     assert not set(a.train) & set(a.test) and not set(a.val) & set(a.test) and a.test
 
 
+@pytest.mark.slow
 def test_checkpoint_describes_itself_and_round_trips(torch_run, keras_run, webcam_signer):
     store = open_store(webcam_signer)
     xs = [store.read(c) for c in store.clips[:10]]
@@ -122,6 +124,7 @@ def test_corrupt_or_wrong_shape_file_is_named(tmp_path, webcam_signer):
         open_store(tmp_path)
 
 
+@pytest.mark.slow
 def test_cli_train_and_compare(webcam_signer, tmp_path, capsys):
     rc = main(["compare", str(webcam_signer), "--out", str(tmp_path), "--max-epochs", "3", "--no-progress"])
     assert rc == 0
@@ -144,6 +147,7 @@ def test_seed_faithful_read_trains_through_the_cli(webcam_signer, tmp_path, caps
     assert p.predict_proba([np.zeros((10, 1662), np.float32)]).shape == (1, 3)
 
 
+@pytest.mark.slow
 def test_same_settings_reuse_other_settings_refuse_force_replaces(webcam_signer, tmp_path):
     recipe = quick(reference(), max_epochs=2)
     first = train(webcam_signer, tmp_path, recipe)
@@ -227,6 +231,7 @@ def test_keras_applies_every_training_option_it_records(webcam_signer, tmp_path)
     np.testing.assert_array_equal(plain[0][0], plain[0][0])
 
 
+@pytest.mark.slow
 def test_keras_run_card_records_what_was_applied(webcam_signer, tmp_path):
     import zipfile
 
@@ -241,6 +246,7 @@ def test_keras_run_card_records_what_was_applied(webcam_signer, tmp_path):
     assert optimizer["config"]["learning_rate"]["class_name"] == "CosineDecay"
 
 
+@pytest.mark.slow
 def test_ema_weights_are_what_is_validated_and_saved(webcam_signer, tmp_path):
     import torch
 

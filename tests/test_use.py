@@ -17,6 +17,9 @@ from signrec.store import open_store
 from signrec.training.runner import train
 from signrec.video import VideoError, count_frames
 
+# MediaPipe on real clips, servers, clusters or subprocesses: `make test-fast` leaves them out
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def webcam(data_dir):
