@@ -45,11 +45,11 @@ BEST_PREPROCESS = Preprocess(features="compact", normalize="auto", aspect=True, 
 
 
 def best() -> Recipe:
-    """Convolution + transformer (with stochastic depth) on body-relative compact features with the camera's aspect
-    ratio undone (hands-relative when there is no body) with hand shape (joints relative to the wrist, distances between joints), motion and
-    presence flags, clips trimmed to the hands and short hand dropouts filled; training data varied as people and
-    cameras vary (BEST_AUGMENT); AdamW with weight decay, label smoothing, a cosine schedule and a moving average
-    of the weights."""
+    """Convolution + transformer (with stochastic depth) on compact features: relative to the body with the
+    camera's aspect ratio undone (to the hands when there is no body), hand shape (joints relative to the wrist,
+    distances between joints), motion and presence flags; clips trimmed to the hands, short hand dropouts filled;
+    training data varied as people and cameras vary (BEST_AUGMENT); AdamW with weight decay, label smoothing, a
+    cosine schedule and a moving average of the weights."""
     return Recipe(
         "best (convformer)", "convformer", {"dim": 128, "drop_path": 0.2},
         BEST_PREPROCESS,

@@ -309,11 +309,18 @@ def hand_relative(frames: np.ndarray, hands: tuple[str, ...] = ("left_hand", "ri
     point); zeros where the hand is missing."""
     views = []
     for name in hands:
-        h = layout.part(frames, name)[..., :3]
-        rel = h - h[:, :1]
-        size = np.linalg.norm(rel[..., :2], axis=-1).max(axis=1, keepdims=True)[..., None]
-        views.append(np.where(size > 1e-6, rel / np.maximum(size, 1e-6), 0.0).reshape(len(frames), -1))
+        rel, size = _wrist_relative(frames, name)
+        found = size[:, None, None] > 1e-6
+        views.append(np.where(found, rel / np.maximum(size, 1e-6)[:, None, None], 0.0).reshape(len(frames), -1))
     return np.concatenate(views, axis=1).astype(np.float32)
+
+
+def _wrist_relative(frames: np.ndarray, hand: str) -> tuple[np.ndarray, np.ndarray]:
+    """A hand's points minus its wrist `(T, 21, 3)`, and its size per frame `(T,)`: wrist to the farthest point in
+    the image plane (0 where the hand is missing)."""
+    h = layout.part(frames, hand)[..., :3]
+    rel = h - h[:, :1]
+    return rel, np.linalg.norm(rel[..., :2], axis=-1).max(axis=1)
 
 
 # Joint pairs whose distances describe a hand's shape: fingertips to each other and to the wrist, the other tips to
@@ -331,17 +338,16 @@ def hand_distances(frames: np.ndarray, hands: tuple[str, ...] = ("left_hand", "r
     i, j = np.array(HAND_PAIRS).T
     views = []
     for name in hands:
-        h = layout.part(frames, name)[..., :3]
-        size = np.linalg.norm((h - h[:, :1])[..., :2], axis=-1).max(axis=1, keepdims=True)
-        d = np.linalg.norm(h[:, i] - h[:, j], axis=-1)
-        views.append(np.where(size > 1e-6, d / np.maximum(size, 1e-6), 0.0))
+        rel, size = _wrist_relative(frames, name)
+        d = np.linalg.norm(rel[:, i] - rel[:, j], axis=-1)
+        views.append(np.where(size[:, None] > 1e-6, d / np.maximum(size, 1e-6)[:, None], 0.0))
     return np.concatenate(views, axis=1).astype(np.float32)
 
 
 def trim_to_hands(frames: np.ndarray, hands: tuple[str, ...] = ("left_hand", "right_hand")) -> np.ndarray:
     """The frames from the first to the last in which one of `hands` was found (a clip with no hand: unchanged).
     Signers' hands rest out of view before and after a sign; those frames only dilute it."""
-    found = np.flatnonzero(np.any(np.concatenate([frames[:, layout.COMPONENTS[h].slice] for h in hands], 1) != 0, 1))
+    found = np.flatnonzero(layout.presence(frames)[:, [layout.PARTS.index(h) for h in hands]].any(axis=1))
     return frames if len(found) == 0 else frames[found[0] : found[-1] + 1]
 
 
