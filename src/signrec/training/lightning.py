@@ -205,6 +205,7 @@ def loaders(store: KeypointStore, train: tuple[list[Clip], np.ndarray], val: tup
     """Training (shuffled, augmented) and validation loaders over the store, for process `rank` of `world`."""
     batches = collate(padding, fixed_frames)
     # Workers are spawned, not forked: a fork of a process that runs JAX's or MediaPipe's threads can deadlock.
+    # Only the training loader gets the worker: validation batches are not augmented and come once an epoch.
     extra = ({"num_workers": workers, "worker_init_fn": _worker_init, "persistent_workers": True,
               "multiprocessing_context": "spawn"} if workers else {})  # fmt: skip
     train_ds = ClipDataset(store, *train, preprocess, augment, config.seed + rank)
@@ -212,13 +213,13 @@ def loaders(store: KeypointStore, train: tuple[list[Clip], np.ndarray], val: tup
     if world == 1:
         train_dl = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True, collate_fn=batches,
                               generator=torch.Generator().manual_seed(config.seed), **extra)  # fmt: skip
-        val_dl = DataLoader(val_ds, batch_size=config.batch_size, shuffle=False, collate_fn=batches, **extra)
+        val_dl = DataLoader(val_ds, batch_size=config.batch_size, shuffle=False, collate_fn=batches)
         return train_dl, val_dl
     # Training: equal shares (DDP steps together), reshuffled each epoch (Lightning calls set_epoch).
     shares = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
     train_dl = DataLoader(train_ds, batch_size=config.batch_size, sampler=shares, collate_fn=batches, **extra)
     val_dl = DataLoader(val_ds, batch_size=config.batch_size, sampler=ShardSampler(len(val_ds), rank, world),
-                        collate_fn=batches, **extra)  # fmt: skip
+                        collate_fn=batches)  # fmt: skip
     return train_dl, val_dl
 
 
@@ -316,7 +317,8 @@ def fit(
     per_process = config.threads
     if per_process is None and config.devices > 1:  # the processes of this machine share its cores
         per_process = max(1, thread_choice.cores() // config.devices)
-    choice = thread_choice.choose(model, probe_batch, loss, lambda: next(iter(train_dl)), per_process)
+    planned = len(train_dl) * config.max_epochs
+    choice = thread_choice.choose(model, probe_batch, loss, lambda: next(iter(train_dl)), per_process, planned)
     if config.threads is None and config.devices > 1:
         choice.how = f"{thread_choice.cores()} cores shared by {config.devices} processes"
     data = _Data(lambda rank, world: loaders(store, train, val, preprocess, augment, config, padding, fixed_frames,

@@ -15,9 +15,13 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 STEPS = 3  # timed training steps per candidate (after one warm-up step)
+# What starting a spawned data worker costs once (a fresh interpreter importing torch and signrec): about 4 s on
+# an idle 2-core machine, 10-12 s on a busy one (measured with benchmarks/bench_threads.py's busy process).
+WORKER_START_SECONDS = 10.0
 
 
 @dataclass
@@ -69,20 +73,33 @@ def _time_steps(step: Callable[[], None], threads: int, give_up_after: float = f
 
 
 def can_spawn() -> bool:
-    """Whether a spawned process can re-create this one's `__main__` (not so for a script read from stdin)."""
+    """Whether a spawned process can re-create this one's `__main__` without running it again.
+
+    A spawned worker imports the main script; a script read from stdin cannot be imported, and one without an
+    `if __name__ == "__main__":` guard would start training again in the worker, which dies, and the parent then
+    waits for it forever (CPython's spawn blocks writing to the dead child's pipe). So: no worker in either case.
+    """
+    import re
     import sys
 
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    return main_file is None or os.path.exists(main_file)
+    if main_file is None:  # an interactive session or `python -m` of a package without a file: nothing re-run
+        return True
+    try:
+        source = Path(main_file).read_text(errors="replace")
+    except OSError:
+        return False
+    return re.search(r"""__name__\s*==\s*["']__main__["']""", source) is not None
 
 
 def choose(model: Any, batch: tuple, loss_fn: Callable, make_batch: Callable[[], Any] | None = None,
-           fixed: int | None = None) -> ThreadChoice:  # fmt: skip
+           fixed: int | None = None, planned_steps: int | None = None) -> ThreadChoice:  # fmt: skip
     """Pick threads and workers for training `model` on batches like `batch` = (x, mask, y).
 
     A deep copy of the model takes the timed steps, so training starts from the same weights either way.
     `make_batch` builds one batch from the data (read + augment + preprocess + pad), timed to see whether a
-    background worker would hide it.
+    background worker would hide it; `planned_steps` (steps per epoch x epochs at most) says how much making
+    batches could cost over the whole run, to weigh against what starting a worker costs.
     """
     import torch
 
@@ -109,8 +126,11 @@ def choose(model: Any, batch: tuple, loss_fn: Callable, make_batch: Callable[[],
         measured[str(n)] = _time_steps(step, n, give_up_after=1.5 * measured["1"])
     threads = int(min(measured, key=measured.get))
     compute = measured[str(threads)]
-    # A worker process runs beside training: it pays when there is a core left for it and the batch takes a
-    # noticeable share of a step to make (and when a spawned process can start: see `can_spawn`).
-    workers = 1 if n > threads and data > 0.2 * compute and can_spawn() else 0
+    # A worker process runs beside training. It pays when there is a core left for it, making a batch takes at
+    # least half as long as a training step (below that, passing batches between processes eats the gain: the
+    # reference recipe's 10 ms batches were slower through a worker), the run is long enough to repay starting
+    # it, and a spawned process can start (see `can_spawn`).
+    long_enough = planned_steps is None or data * planned_steps > 3 * WORKER_START_SECONDS
+    workers = 1 if n > threads and data >= 0.5 * compute and long_enough and can_spawn() else 0
     torch.set_num_threads(threads)
     return ThreadChoice(threads, workers, measured, data)
