@@ -257,3 +257,48 @@ def test_ema_weights_are_what_is_validated_and_saved(webcam_signer, tmp_path):
     name = "model.head.1.weight"
     torch.testing.assert_close(saved[name.removeprefix("model.")], averaged[name])
     assert not torch.allclose(averaged[name], current[name])  # the moving average, not the last step's weights
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_a_data_worker_is_spawned_only_from_a_script_that_can_be_imported_again(tmp_path, guarded):
+    """A script without a `__main__` guard would train again inside the spawned worker, which dies, and the
+    parent then blocks forever writing to its pipe: such a script must get no worker (a hang found by hand)."""
+    body = "from signrec.training.threads import can_spawn\nprint(can_spawn())\n"
+    if guarded:
+        body = "from signrec.training.threads import can_spawn\nif __name__ == '__main__':\n    print(can_spawn())\n"
+    script = tmp_path / "user_script.py"
+    script.write_text(body)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == str(guarded)
+    piped = subprocess.run([sys.executable, "-"], input=body, capture_output=True, text=True, timeout=60, check=True)
+    assert piped.stdout.strip() == "False"  # read from stdin: nothing a worker could import
+
+
+def test_a_data_worker_only_where_it_repays_its_start(monkeypatch):
+    """A worker is chosen when batches are slow to make compared with a step and the run is long enough to repay
+    starting a process; never for quick batches (the reference recipe's were slower through a worker)."""
+    import torch
+
+    from signrec.training import threads as thread_choice
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 3)
+
+        def forward(self, x, mask):
+            return self.linear(x)
+
+    monkeypatch.setattr(thread_choice, "cores", lambda: 2)
+    # every training step takes 20 ms a thread: one thread is the fastest, leaving a core for a worker
+    monkeypatch.setattr(thread_choice, "_time_steps", lambda step, n, give_up_after=0: 0.02 * n)
+    batch = (torch.randn(8, 4), None, torch.randint(0, 3, (8,)))
+
+    def choice(data_seconds, planned):
+        return thread_choice.choose(Model(), batch, torch.nn.functional.cross_entropy,
+                                    lambda: time.sleep(data_seconds), None, planned)  # fmt: skip
+
+    assert choice(0.05, planned=10_000).workers == 1  # slow batches, a long run
+    assert choice(0.05, planned=10_000).threads == 1
+    assert choice(0.005, planned=10_000).workers == 0  # quick batches: passing them between processes costs more
+    assert choice(0.05, planned=20).workers == 0  # one second of batches does not repay starting a process
