@@ -413,6 +413,14 @@ def time_stretch(frames: np.ndarray, factor: float) -> np.ndarray:
     return resample(frames, max(2, round(len(frames) * factor)))
 
 
+def time_crop(frames: np.ndarray, keep: float, start: float) -> np.ndarray:
+    """A window of `keep` (0-1) of the frames, starting at `start` (0-1) of the room left: a sign caught a little
+    late or cut a little early. At least two frames are kept."""
+    n = min(len(frames), max(2, round(len(frames) * keep)))
+    first = round((len(frames) - n) * start)
+    return frames[first : first + n]
+
+
 def drop_frames(frames: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
     """Each frame dropped with probability `p` (at least half of them, and two, are kept)."""
     keep = rng.random(len(frames)) >= p
@@ -422,6 +430,22 @@ def drop_frames(frames: np.ndarray, p: float, rng: np.random.Generator) -> np.nd
 
 
 ARM_POSE_POINTS = {"left_hand": (15, 17, 19, 21), "right_hand": (16, 18, 20, 22)}  # wrist, pinky, index, thumb
+
+
+def turn_hands(frames: np.ndarray, turns: dict[str, tuple[float, float]]) -> np.ndarray:
+    """Hand pose: each named hand's points rotated by `degrees` and scaled by `scale` about its own wrist (x, y;
+    z scaled too) in the frames where it was found, as people hold and size their hands differently; the arm
+    and the rest of the body stay where they are. `turns` maps a hand to (degrees, scale)."""
+    out = np.array(frames, dtype=np.float32, copy=True)
+    for name, (degrees, scale) in turns.items():
+        hand = layout.part(out, name)
+        found = np.any(hand != 0, axis=(1, 2))
+        a = np.deg2rad(degrees)
+        m = scale * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], np.float32)
+        wrist = hand[:, :1, :2]
+        hand[..., :2] = np.where(found[:, None, None], (hand[..., :2] - wrist) @ m.T + wrist, 0.0)
+        hand[..., 2] *= scale
+    return out
 
 
 def move_arms(frames: np.ndarray, factors: dict[str, float]) -> np.ndarray:
@@ -460,8 +484,9 @@ def drop_hand_span(frames: np.ndarray, rng: np.random.Generator, low: float = 0.
 class Augment:
     """Random training-time changes to raw `(T, 1662)` sequences; a value of 0 switches a step off. Each stands
     for a way people and cameras differ: handedness (mirror), camera tilt and field of view (rotate, shear,
-    scale), where the person is (shift), body proportions (arms), speed and frame rate (stretch, drop), sources
-    without pose visibility (no_visibility), trackers losing a hand (hand_drop) and landmark noise (jitter)."""
+    scale), where the person is (shift), body proportions (arms), how hands are held (hand_rotate, hand_scale),
+    speed and frame rate (stretch, drop), when recording started and stopped (crop), sources without pose
+    visibility (no_visibility), trackers losing a hand (hand_drop) and landmark noise (jitter)."""
 
     mirror: float = 0.5  # probability of the left-right mirror (hands swapped)
     rotate: float = 10.0  # degrees, uniform in [-rotate, rotate]
@@ -470,8 +495,11 @@ class Augment:
     shear: float = 0.0  # x += k * y with k uniform in [-shear, shear] (camera tilt / lens)
     shift: float = 0.0  # the whole person moved by up to this, in image units
     arms: float = 0.0  # each hand's distance from the body times 1 +- arms
+    hand_rotate: float = 0.0  # each hand turned about its wrist by up to this many degrees (uniform, +-)
+    hand_scale: float = 0.0  # each hand's size about its wrist times 1 +- hand_scale
     stretch: float = 0.2  # length times 1 +- stretch (speed, frame rate)
     drop: float = 0.1  # probability of dropping each frame
+    crop: float = 0.0  # half the time, a window of 1 - crop to all of the clip is kept (a late start, an early stop)
     hand_drop: float = 0.0  # probability of losing one hand for 20-60% of the clip
     no_visibility: float = 0.0  # probability of zeroing the pose visibility values
     jitter: float = 0.0  # standard deviation of noise added to x, y of every present point
@@ -481,6 +509,10 @@ class Augment:
             frames = mirror(frames)
         if self.arms:
             frames = move_arms(frames, {h: 1 + rng.uniform(-self.arms, self.arms) for h in ("left_hand", "right_hand")})
+        if self.hand_rotate or self.hand_scale:
+            frames = turn_hands(frames, {h: (rng.uniform(-self.hand_rotate, self.hand_rotate),
+                                             1 + rng.uniform(-self.hand_scale, self.hand_scale))
+                                         for h in ("left_hand", "right_hand")})  # fmt: skip
         if self.rotate or self.scale or self.shear or self.shift or self.aspect > 1:
             a = float(np.exp(rng.uniform(-np.log(self.aspect), np.log(self.aspect)))) if self.aspect > 1 else 1.0
             frames = rotate_scale(frames, rng.uniform(-self.rotate, self.rotate),
@@ -494,6 +526,8 @@ class Augment:
             layout.part(frames, "pose")[..., 3] = 0.0
         if self.hand_drop and rng.random() < self.hand_drop:
             frames = drop_hand_span(frames, rng)
+        if self.crop and rng.random() < 0.5:
+            frames = time_crop(frames, rng.uniform(1 - self.crop, 1.0), rng.random())
         if self.stretch:
             frames = time_stretch(frames, 1 + rng.uniform(-self.stretch, self.stretch))
         if self.drop:
