@@ -43,6 +43,13 @@ class Card:
     export: dict = field(default_factory=dict)  # how an exported copy differs (ONNX: a fixed length, if any)
     calibration: dict = field(default_factory=dict)  # temperature and "unknown" threshold fitted on validation
 
+    @property
+    def base(self) -> tuple[str, dict]:
+        """The architecture and its config (an ensemble's members')."""
+        if self.model == "ensemble":
+            return self.model_config["member"], self.model_config["member_config"]
+        return self.model, self.model_config
+
     @classmethod
     def from_dict(cls, d: dict, source: object) -> Card:
         if d.get("format") != FORMAT:

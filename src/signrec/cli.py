@@ -295,6 +295,11 @@ def _training_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress lines")
 
 
+def _ensemble_arg(p: argparse.ArgumentParser, which: str) -> None:
+    p.add_argument("--ensemble", type=positive(int), help=f"train {which} N times (seeds SEED, SEED+1, ...) and "
+                   "average their probabilities: slower by N, usually a few points more accurate (default: 1)")  # fmt: skip
+
+
 def _device_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("devices (PyTorch models; GPUs are used when there are some, CPUs otherwise)")
     g.add_argument("--devices", type=positive(int), default=1,
@@ -359,7 +364,7 @@ def _recipe(args: argparse.Namespace):
             raise UsageError(f"--parts {args.parts}: {e}") from None
     config = {k: getattr(args, k) for k in ("optimizer", "schedule", "weight_decay", "label_smoothing", "grad_clip",
                                             "max_epochs", "patience", "batch_size", "lr", "max_minutes", "threads",
-                                            "devices", "strategy", "num_nodes", "ema")
+                                            "devices", "strategy", "num_nodes", "ema", "ensemble")
               if getattr(args, k, None) is not None}  # fmt: skip
     config.update(seed=args.seed, progress=not args.no_progress)
     augment = r.augment if args.augment is None else ((r.augment or Augment()) if args.augment else None)
@@ -392,6 +397,7 @@ def _train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--framework", choices=["torch", "keras"], default="torch")
     _data_args(p)
     _training_args(p)
+    _ensemble_arg(p, "the model")
     _device_args(p)
     _switches(p)
 
@@ -475,6 +481,7 @@ def _run(p: argparse.ArgumentParser) -> None:
                    "(see signrec extract --help) (default: the built-in process pool)")  # fmt: skip
     _data_args(p)
     _training_args(p)
+    _ensemble_arg(p, "the best model")
     _device_args(p)
 
     def run(args: argparse.Namespace) -> int:
@@ -496,6 +503,7 @@ def _run(p: argparse.ArgumentParser) -> None:
         s = run_job(args.out, videos=args.videos, keypoints=args.keypoints,
                     glosses=args.glosses.split(",") if args.glosses else None, top=args.top, metadata=args.metadata,
                     local=args.local, models=models, max_epochs=args.max_epochs, max_minutes=args.max_minutes,
+                    ensemble=args.ensemble or 1,
                     workers=args.workers, seed=args.seed, split=args.split, where=args.where, aliases=names,
                     threads=args.threads, force=args.force, progress=not args.no_progress,
                     command=_command_line(args), scheduler=args.scheduler, devices=args.devices,

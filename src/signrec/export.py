@@ -60,9 +60,10 @@ def export_onnx(checkpoint: str | os.PathLike, path: str | os.PathLike, frames: 
         raise CheckpointError(f"{src}: ONNX export is for PyTorch checkpoints (model.pt); Keras models stay .keras")
     model, card = load_torch(src)
     pre_frames = card.preprocess.get("max_frames") or card.preprocess.get("resample")
-    dynamic = not (card.model == "lstm" and card.model_config.get("activation") == "relu")
-    dynamic = dynamic and card.model_config.get("read") != "final"
-    if card.model == "lstm" and dynamic:
+    base, base_config = card.base
+    dynamic = not (base == "lstm" and base_config.get("activation") == "relu")
+    dynamic = dynamic and base_config.get("read") != "final"
+    if base == "lstm" and dynamic:
         model = _with_onnx_lstms(model)
     steps = frames or pre_frames or int(card.training.get("frames_max") or 0) or 64
     card.export = {"onnx_frames": None if dynamic else steps}

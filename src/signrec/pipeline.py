@@ -181,14 +181,14 @@ def _store_of_rank_zero(sources: list[Path], out: Path, aliases: dict[str, str] 
 
 def recipes_for(models: tuple[str, ...], seed: int, progress: bool, max_epochs: int | None,
                 max_minutes: float | None, threads: int | None, devices: int = 1, strategy: str = "auto",
-                num_nodes: int = 1) -> list[tuple[str, Recipe, str]]:  # fmt: skip
+                num_nodes: int = 1, ensemble: int = 1) -> list[tuple[str, Recipe, str]]:  # fmt: skip
     """The (name, recipe, framework) of each model `run` trains, with the job's caps applied; the PyTorch models
-    train on `devices` (the Keras baseline always in one process)."""
+    train on `devices` (the Keras baseline always in one process); `ensemble` members for the best model."""
     unknown = [m for m in models if m not in RUN_MODELS]
     if unknown:
         raise ValueError(f"unknown models {unknown}; known: {', '.join(RUN_MODELS)}")
     made = {"reference-torch": (reference("tanh"), "torch"), "reference-keras": (reference("tanh"), "keras"),
-            "best": (best(), "torch")}  # fmt: skip
+            "best": (best().with_config(ensemble=ensemble), "torch")}  # fmt: skip
     caps = {k: v for k, v in (("max_epochs", max_epochs), ("max_minutes", max_minutes)) if v}
     placed = {"devices": devices, "strategy": strategy, "num_nodes": num_nodes}
     return [(m, made[m][0].with_config(seed=seed, progress=progress, threads=threads, **caps,
@@ -207,6 +207,7 @@ def run(
     models: tuple[str, ...] = RUN_MODELS,
     max_epochs: int | None = None,
     max_minutes: float | None = None,
+    ensemble: int = 1,
     workers: int | None = None,
     seed: int = 0,
     split: str = "auto",
@@ -246,7 +247,7 @@ def run(
         raise ValueError("signrec run starts its own training processes (--devices N --strategy ddp on one machine); "
                          "under torchrun or srun, extract with `signrec extract` and train with `signrec train` "
                          "(docs/cluster.md)")  # fmt: skip
-    jobs = recipes_for(models, seed, progress, max_epochs, max_minutes, threads, devices, strategy, num_nodes)
+    jobs = recipes_for(models, seed, progress, max_epochs, max_minutes, threads, devices, strategy, num_nodes, ensemble)
     stages: dict[str, str] = {}
     if not ranks.is_primary():  # a training process Lightning started: rank 0 has made the data already
         store = _store_of_rank_zero(sources, out, aliases) if sources else open_store(out / "keypoints")

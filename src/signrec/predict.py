@@ -83,7 +83,7 @@ class Predictor:
         if self.backend == "keras":  # a fixed input length, padded as the Keras baseline was trained
             x, _ = pad(xs, pre.padding, pre.max_frames)
             return np.asarray(self.model(x, training=False), dtype=np.float32)
-        fixed = pre.max_frames if self.card.model_config.get("read") == "final" else None
+        fixed = pre.max_frames if self.card.base[1].get("read") == "final" else None
         if self.backend == "onnx":
             fixed = self.card.export.get("onnx_frames") or fixed
             longest = max(len(a) for a in xs)

@@ -47,8 +47,9 @@ def build_model(name: str, config: Any) -> nn.Module:
     return builder(config)
 
 
-from . import convformer, lstm
+from . import convformer, ensemble, lstm
 
 register("lstm", lstm.LSTMConfig)(lstm.LSTMClassifier)
 register("convformer", convformer.ConvformerConfig)(convformer.Convformer)
 register("bigru", convformer.BiGRUConfig)(convformer.BiGRU)
+register("ensemble", ensemble.EnsembleConfig)(ensemble.Ensemble)

@@ -30,6 +30,7 @@ class TrainConfig:
     ema: float = 0.0  # decay of an exponential moving average of the weights, per step (0 = off); validation,
     # early stopping and the saved model use the averaged weights
     seed: int = 0
+    ensemble: int = 1  # models trained (seeds seed, seed + 1, ...) whose probabilities are averaged (torch)
     max_minutes: float | None = None  # stop gracefully after this long (the best model so far is kept)
     threads: int | None = None  # torch threads; None = measured at the start (see training.threads)
     devices: int = 1  # processes/devices for data-parallel training (torch)
@@ -47,6 +48,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        if self.ensemble < 1:
+            raise ValueError(f"ensemble must be at least 1, got {self.ensemble}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
 
@@ -54,8 +57,12 @@ class TrainConfig:
         return asdict(self)
 
     def result_settings(self) -> dict:
-        """The settings that change the trained model (for fingerprints)."""
-        return {k: v for k, v in asdict(self).items() if k not in RUNTIME_FIELDS}
+        """The settings that change the trained model (for fingerprints; a single model's leave `ensemble` out,
+        as runs made before it existed did)."""
+        out = {k: v for k, v in asdict(self).items() if k not in RUNTIME_FIELDS}
+        if self.ensemble == 1:
+            del out["ensemble"]
+        return out
 
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]

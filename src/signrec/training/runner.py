@@ -33,7 +33,9 @@ from .stop import Interrupted, SecondaryRank
 FRAMEWORKS = ("torch", "keras")
 RUN_NAME = "run.json"
 # What a run folder may hold; `force` removes these (and nothing else) before training anew.
-RUN_FILES = (RUN_NAME, SPLIT_NAME, "history.csv", TORCH_NAME, KERAS_NAME, "last.keras", "lightning", "tensorboard")
+MEMBERS = "members"  # an ensemble's members, each a run folder of its own: members/seed-<N>
+RUN_FILES = (RUN_NAME, SPLIT_NAME, "history.csv", TORCH_NAME, KERAS_NAME, "last.keras", "lightning", "tensorboard",
+             MEMBERS)  # fmt: skip
 
 
 class RunConflict(ValueError):
@@ -58,9 +60,14 @@ class TrainResult:
     fingerprint: str = ""
     reused: bool = False
     threads: dict = field(default_factory=dict)
+    members: list = field(default_factory=list)  # an ensemble's members: [{seed, run, val_acc, epochs}, ...]
 
     def line(self) -> str:
         how = "reused (same settings and data)" if self.reused else f"stopped by {self.stopped}"
+        if self.members:
+            each = ", ".join(f"{m['val_acc']:.1%}" for m in self.members)
+            return (f"{self.framework}/{self.model} of {len(self.members)}: {self.parameters:,} parameters, "
+                    f"{self.epochs} epochs in all, val accuracy {self.val_acc:.1%} (members: {each}); {how}")  # fmt: skip
         return (f"{self.framework}/{self.model}: {self.parameters:,} parameters, {self.epochs} epochs (best "
                 f"{self.best_epoch}), val accuracy {self.val_acc:.1%}, {self.seconds_per_epoch:.2f} s/epoch; {how}")  # fmt: skip
 
@@ -135,15 +142,20 @@ def _result_from(run: dict) -> TrainResult:
     return TrainResult(**fields)
 
 
-def calibrate_on(net: object, card: Card, framework: str, store: KeypointStore, clips: list) -> Calibration:
-    """Temperature and "unknown" threshold fitted on the validation clips (the ones early stopping watched)."""
+def validation_probs(net: object, card: Card, framework: str, store: KeypointStore, clips: list) -> tuple[np.ndarray, np.ndarray]:
+    """The model's own probabilities on `clips` and their targets."""
     from ..predict import Predictor
 
     predictor = Predictor(net, card, framework)
     index = {g: i for i, g in enumerate(card.labels)}
     probs = np.concatenate([predictor.predict_proba([store.read(c) for c in clips[i : i + 256]], calibrated=False)
                             for i in range(0, len(clips), 256)])  # fmt: skip
-    return calibrate(probs, np.array([index[c.gloss] for c in clips]))
+    return probs, np.array([index[c.gloss] for c in clips])
+
+
+def calibrate_on(net: object, card: Card, framework: str, store: KeypointStore, clips: list) -> Calibration:
+    """Temperature and "unknown" threshold fitted on the validation clips (the ones early stopping watched)."""
+    return calibrate(*validation_probs(net, card, framework, store, clips))
 
 
 def train(
@@ -178,6 +190,9 @@ def train(
     if framework == "keras" and (config.devices > 1 or config.num_nodes > 1 or not primary):
         raise ValueError("the Keras baseline trains in one process; --devices, --num-nodes and distributed launchers "
                          "are for --framework torch")  # fmt: skip
+    if config.ensemble > 1 and (framework != "torch" or config.devices > 1 or config.num_nodes > 1 or not primary):
+        raise ValueError("an ensemble is trained member by member in one process with --framework torch; train "
+                         "members on several devices with --seed N runs of their own")  # fmt: skip
     chosen = split if isinstance(split, Split) else make_split(store, split, config.seed)
     fp = fingerprint(framework, recipe, store, chosen)
     if primary:
@@ -190,6 +205,8 @@ def train(
     if primary:
         out.mkdir(parents=True, exist_ok=True)
         chosen.save(out / SPLIT_NAME)
+    if config.ensemble > 1:
+        return _train_ensemble(store, out, recipe, chosen, fp, where, log)
     pre = recipe.preprocess.for_parts(store.parts)
     train_clips, val_clips = store.subset(chosen.train), store.subset(chosen.val)
     if not train_clips or not val_clips:
@@ -249,4 +266,48 @@ def train(
         raise Interrupted(summary["signal"], f"training stopped by {summary['stopped']} after {result.epochs} epochs; "
                           f"the best model so far (epoch {result.best_epoch}, val accuracy {result.val_acc:.1%}) is "
                           f"saved in {ckpt}. Run the same command again to resume.")  # fmt: skip
+    return result
+
+
+def _train_ensemble(store: KeypointStore, out: Path, recipe: Recipe, chosen: Split, fp: dict, where: object,
+                    log) -> TrainResult:  # fmt: skip
+    """`config.ensemble` models trained one after another with seeds seed, seed + 1, ... on the same split, each a
+    run of its own in OUT/members/seed-<N> (so an interrupted ensemble resumes where it stopped), then one
+    checkpoint whose prediction is their averaged probabilities, calibrated on validation as a single model is."""
+    from ..checkpoint import load_torch
+    from ..models.ensemble import Ensemble
+
+    config = recipe.config
+    atomic_write_json(out / RUN_NAME, {"status": "running", "fingerprint": fp, "run": str(out)})
+    t0 = time.perf_counter()
+    results, nets = [], []
+    for i in range(config.ensemble):
+        seed = config.seed + i
+        log(f"ensemble member {i + 1} of {config.ensemble} (seed {seed}) in {out / MEMBERS / f'seed-{seed}'}")
+        r = train(store, out / MEMBERS / f"seed-{seed}", recipe.with_config(seed=seed, ensemble=1), "torch", chosen,
+                  log=log)  # fmt: skip
+        log(r.line())
+        results.append(r)
+        nets.append(load_torch(r.checkpoint))
+    first = nets[0][1]
+    net = Ensemble.of([n for n, _ in nets], first.model, first.model_config)
+    members = [{"seed": config.seed + i, "run": r.run, "val_acc": r.val_acc, "epochs": r.epochs,
+                "best_epoch": r.best_epoch} for i, r in enumerate(results)]  # fmt: skip
+    card = Card(framework="torch", model="ensemble", model_config=asdict(net.config), labels=first.labels,
+                preprocess=first.preprocess,
+                training={**first.training, **config.to_dict(), "where": where, "members": members,
+                          "status": "finished"})  # fmt: skip
+    probs, y = validation_probs(net, card, "torch", store, store.subset(chosen.val))
+    card.training["val_acc"] = float((probs.argmax(1) == y).mean())
+    card.calibration = calibrate(probs, y).to_dict()
+    ckpt = out / TORCH_NAME
+    save_torch(ckpt, net, card)
+    result = TrainResult(
+        run=str(out), checkpoint=str(ckpt), framework="torch", model="ensemble", parameters=count_parameters(net),
+        epochs=sum(r.epochs for r in results), best_epoch=0,
+        seconds_per_epoch=statistics.mean(r.seconds_per_epoch for r in results), seconds=time.perf_counter() - t0,
+        val_acc=card.training["val_acc"], split=chosen.how, stopped="validation (each member)",
+        fingerprint=fp["id"], threads=results[0].threads, members=members,
+    )  # fmt: skip
+    atomic_write_json(out / RUN_NAME, {**asdict(result), "fingerprint": fp, "card": asdict(card)})
     return result
