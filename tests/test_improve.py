@@ -298,3 +298,58 @@ def test_moving_average_warms_up_then_uses_the_decay():
     avg, new = torch.zeros(3), torch.ones(3)
     assert torch.allclose(_ema_update(0.998, avg, new, torch.tensor(0)), torch.full((3,), 0.9))  # mostly the new
     assert torch.allclose(_ema_update(0.998, avg, new, torch.tensor(10**6)), torch.full((3,), 0.002))
+
+
+def test_hand_turns_keep_the_wrist_and_the_rest_and_crops_keep_a_window(seq):
+    """How people hold their hands (each hand turned and sized about its own wrist) and when a recording starts
+    and stops (a window of the clip)."""
+    from signrec.transforms import time_crop, turn_hands
+
+    present = layout.presence(seq)
+    turned = turn_hands(seq, {"right_hand": (90.0, 1.5)})
+    right, out = layout.part(seq, "right_hand"), layout.part(turned, "right_hand")
+    rows = present[:, 3]
+    np.testing.assert_allclose(out[rows, 0], right[rows, 0] * [1, 1, 1.5], atol=1e-6)  # the wrist stays
+    before, after = right[rows, :, :2] - right[rows, :1, :2], out[rows, :, :2] - out[rows, :1, :2]
+    np.testing.assert_allclose(after[..., 0], -1.5 * before[..., 1], atol=1e-5)  # a quarter turn, 1.5 times the size
+    np.testing.assert_allclose(after[..., 1], 1.5 * before[..., 0], atol=1e-5)
+    np.testing.assert_array_equal(np.delete(turned, np.r_[RIGHT], axis=1), np.delete(seq, np.r_[RIGHT], axis=1))
+    assert np.array_equal(layout.presence(turned), present)  # a missing hand stays missing
+    np.testing.assert_array_equal(time_crop(seq, 0.5, 1.0), seq[len(seq) - round(len(seq) * 0.5) :])
+    np.testing.assert_array_equal(time_crop(seq, 0.5, 0.0), seq[: round(len(seq) * 0.5)])
+    assert len(time_crop(seq[:3], 0.1, 0.5)) == 2
+    rng = np.random.default_rng(0)
+    lengths = {len(Augment(mirror=0, rotate=0, scale=0, stretch=0, drop=0, crop=0.4)(seq, rng)) for _ in range(40)}
+    assert len(seq) in lengths and min(lengths) >= round(len(seq) * 0.6) and len(lengths) > 3
+
+
+def test_an_ensemble_averages_its_members_and_is_one_model_everywhere(data_dir, tmp_path, capsys):
+    """`--ensemble 2`: two members with seeds 0 and 1 on one split, each a run of its own; the checkpoint's
+    probabilities are the mean of theirs, through the PyTorch checkpoint and ONNX alike; the same command reuses."""
+    import onnxruntime as ort
+
+    from signrec.export import export_onnx
+
+    data = data_dir / "keypoints" / "webcam" / "akashsharma095"
+    args = ["train", str(data), "--recipe", "best", "--ensemble", "2", "--out", str(tmp_path / "ens"), "--max-epochs",
+            "2", "--threads", "1", "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    assert "torch/ensemble of 2" in capsys.readouterr().out
+    ens = load_predictor(tmp_path / "ens")
+    members = [load_predictor(tmp_path / "ens" / "members" / f"seed-{s}") for s in (0, 1)]
+    assert [m.card.training["seed"] for m in members] == [0, 1]
+    assert ens.card.model == "ensemble" and ens.card.base[0] == "convformer"
+    assert [m["seed"] for m in ens.card.training["members"]] == [0, 1]
+    splits = [json.loads((tmp_path / "ens" / f / "split.json").read_text()) for f in (".", "members/seed-0", "members/seed-1")]
+    assert splits[0] == splits[1] == splits[2]
+    seqs = [np.load(data / "hello" / "003.npy"), np.load(data / "iloveyou" / "004.npy")[:20], np.load(data / "thanks" / "002.npy")]
+    own = [m.predict_proba(seqs, calibrated=False) for m in members]
+    assert not np.allclose(own[0], own[1], atol=1e-3)  # different seeds, different models
+    np.testing.assert_allclose(ens.predict_proba(seqs, calibrated=False), (own[0] + own[1]) / 2, atol=1e-5)
+    onnx_path = export_onnx(tmp_path / "ens", tmp_path / "ens.onnx")
+    x, mask = pad([ens.preprocess(q) for q in seqs])
+    got = ort.InferenceSession(str(onnx_path)).run(None, {"x": x, "mask": mask})[0]
+    np.testing.assert_allclose(got, (own[0] + own[1]) / 2, atol=1e-5)
+    mtime = (tmp_path / "ens" / "model.pt").stat().st_mtime_ns
+    assert main(args) == 0 and (tmp_path / "ens" / "model.pt").stat().st_mtime_ns == mtime
+    assert "reused" in capsys.readouterr().out
