@@ -36,10 +36,11 @@ def reference(activation: str = "tanh") -> Recipe:
 
 
 # Augmentation for new people and cameras: handedness (mirror), camera tilt, distance and field of view (rotate,
-# scale, shear, aspect), where the person stands (shift), body proportions (arms), speed and frame rate (stretch,
-# drop), a tracker losing a hand (hand_drop) and landmark noise (jitter). BENCHMARKS.md: what it buys.
-BEST_AUGMENT = Augment(mirror=0.5, rotate=15, scale=0.2, aspect=1.3, shear=0.15, shift=0.05, arms=0.15, stretch=0.3,
-                       drop=0.1, hand_drop=0.2, jitter=0.003)  # fmt: skip
+# scale, shear, aspect), where the person stands (shift), body proportions (arms), how each hand is held (hand_rotate,
+# hand_scale), speed and frame rate (stretch, drop), when the recording starts and stops (crop), a tracker losing a
+# hand (hand_drop) and landmark noise (jitter). BENCHMARKS.md: what it buys.
+BEST_AUGMENT = Augment(mirror=0.5, rotate=15, scale=0.2, aspect=1.3, shear=0.15, shift=0.05, arms=0.15, hand_rotate=10,
+                       hand_scale=0.1, stretch=0.3, drop=0.1, crop=0.2, hand_drop=0.2, jitter=0.003)  # fmt: skip
 BEST_PREPROCESS = Preprocess(features="compact", normalize="auto", aspect=True, hand_view=True, hand_shape=True,
                              motion=True, flags=True, resample=64, trim=True, fill_gaps=3)  # fmt: skip
 
