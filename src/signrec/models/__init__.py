@@ -8,22 +8,26 @@ from typing import Any
 from torch import nn
 
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], type]] = {}
+_COMPOSED: set[str] = set()  # made of other models (an ensemble): built by training, not chosen with --model
 
 
-def register(name: str, config_cls: type) -> Callable:
+def register(name: str, config_cls: type, composed: bool = False) -> Callable:
     """Register `builder(config) -> nn.Module` under `name`, with its config dataclass."""
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
         _REGISTRY[name] = (builder, config_cls)
+        if composed:
+            _COMPOSED.add(name)
         return builder
 
     return wrap
 
 
-def known_models() -> list[str]:
-    return sorted(_REGISTRY)
+def known_models(composed: bool = False) -> list[str]:
+    """The architectures one can train (`composed`: also the models made of them, such as an ensemble)."""
+    return sorted(n for n in _REGISTRY if composed or n not in _COMPOSED)
 
 
 def _entry(name: str) -> tuple[Callable[..., nn.Module], type]:
@@ -52,4 +56,4 @@ from . import convformer, ensemble, lstm
 register("lstm", lstm.LSTMConfig)(lstm.LSTMClassifier)
 register("convformer", convformer.ConvformerConfig)(convformer.Convformer)
 register("bigru", convformer.BiGRUConfig)(convformer.BiGRU)
-register("ensemble", ensemble.EnsembleConfig)(ensemble.Ensemble)
+register("ensemble", ensemble.EnsembleConfig, composed=True)(ensemble.Ensemble)

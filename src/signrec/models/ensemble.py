@@ -14,8 +14,8 @@ from torch import nn
 class EnsembleConfig:
     num_classes: int
     input_size: int
-    member: str  # the members' registry name, e.g. "convformer"
-    member_config: dict = field(default_factory=dict)
+    member: str = "convformer"  # the members' registry name
+    member_config: dict = field(default_factory=dict)  # their options (num_classes and input_size: the ensemble's)
     size: int = 2
 
 
@@ -27,11 +27,12 @@ class Ensemble(nn.Module):
         if config.member == "ensemble" or config.size < 2:
             raise ValueError(f"an ensemble holds two or more plain models, got {config.size} x {config.member!r}")
         self.config = config
-        self.members = nn.ModuleList(build_model(config.member, make_config(config.member, **config.member_config))
+        options = {**config.member_config, "num_classes": config.num_classes, "input_size": config.input_size}
+        self.members = nn.ModuleList(build_model(config.member, make_config(config.member, **options))
                                      for _ in range(config.size))  # fmt: skip
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Logits whose softmax is the members' mean probability."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits whose softmax is the members' mean probability (no mask: every frame is real)."""
         probs = torch.stack([torch.softmax(m(x, mask), dim=-1) for m in self.members]).mean(0)
         return torch.log(probs.clamp_min(1e-12))
 
