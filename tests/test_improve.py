@@ -323,6 +323,7 @@ def test_hand_turns_keep_the_wrist_and_the_rest_and_crops_keep_a_window(seq):
     assert len(seq) in lengths and min(lengths) >= round(len(seq) * 0.6) and len(lengths) > 3
 
 
+@pytest.mark.slow
 def test_an_ensemble_averages_its_members_and_is_one_model_everywhere(data_dir, tmp_path, capsys):
     """`--ensemble 2`: two members with seeds 0 and 1 on one split, each a run of its own; the checkpoint's
     probabilities are the mean of theirs, through the PyTorch checkpoint and ONNX alike; the same command reuses."""
