@@ -200,9 +200,19 @@ def dask_cluster(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_a_separately_started_scheduler_and_two_workers(dask_cluster, video_tree, pool_run, tmp_path, capsys):
+def test_a_separately_started_scheduler_and_two_workers(dask_cluster, video_tree, pool_run, tmp_path, capsys,
+                                                        monkeypatch):  # fmt: skip
     address, client = dask_cluster
     out = tmp_path / "kp"
+    # This test's client is the process's default one. signrec must wait on its own client's loop: waiting on the
+    # default client's loop (what Dask's as_completed does unless told) failed at random with "Event ... is bound
+    # to a different event loop" when a clip was still running.
+    import distributed.client
+
+    def no_default_client(*args, **kwargs):
+        raise AssertionError("signrec asked Dask for the default client instead of using its own")
+
+    monkeypatch.setattr(distributed.client, "default_client", no_default_client)
     assert main(["extract", str(video_tree), "--out", str(out), "--scheduler", address, "--no-progress"]) == 1
     printed = capsys.readouterr().out
     assert f"on a Dask cluster at {address} (2 workers, 2 threads)" in printed

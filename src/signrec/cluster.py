@@ -169,7 +169,7 @@ class DaskEngine:
         futures = self.client.map(_extract_task, [self._remote(j) for j in jobs], min_person=min_person,
                                   dataset=dataset, log_path=self.log_path, pure=False)  # fmt: skip
         job_of = {f.key: j for f, j in zip(futures, jobs)}
-        done = as_completed(futures)
+        done = as_completed(futures, loop=self.client.loop)  # not the default client's (another Client here)
         del futures  # as_completed holds each future until it is done; then we let go of it (and its array)
         for future in done:
             job = job_of.pop(future.key)
