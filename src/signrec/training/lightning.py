@@ -49,14 +49,16 @@ CHILD_EXIT_SECONDS = 120.0
 
 class ClipDataset(torch.utils.data.Dataset):
     """`(model input, label)` for clips of a store: read on demand, then `augment` (training only) and
-    `preprocess`. A random generator seeded from `seed` (and the worker) drives the augmentation."""
+    `preprocess`. The augmentation of clip i the k-th time it is read is drawn from a generator seeded with
+    (seed, i, k), so a run's data are the same whether batches are made here or in a worker process (which the
+    thread measurement chooses from the machine's load)."""
 
     def __init__(self, store: KeypointStore, clips: list[Clip], targets: np.ndarray,
                  preprocess: Callable[[np.ndarray], np.ndarray],
                  augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None, seed: int = 0):  # fmt: skip
         self.store, self.clips, self.targets = store, clips, np.asarray(targets, dtype=np.int64)
         self.preprocess, self.augment, self.seed = preprocess, augment, seed
-        self.rng = np.random.default_rng(seed)
+        self.draws = np.zeros(len(clips), dtype=np.int64)  # times each clip was read (one worker reads them all)
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -64,13 +66,10 @@ class ClipDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
         raw = self.store.read(self.clips[i])
         if self.augment is not None:
-            raw = self.augment(raw, self.rng)
+            rng = np.random.default_rng((self.seed, i, int(self.draws[i])))
+            self.draws[i] += 1
+            raw = self.augment(raw, rng)
         return self.preprocess(raw), int(self.targets[i])
-
-
-def _worker_init(worker_id: int) -> None:
-    info = torch.utils.data.get_worker_info()
-    info.dataset.rng = np.random.default_rng(torch.initial_seed() % 2**32 + worker_id)
 
 
 class LitClassifier(L.LightningModule):
@@ -206,8 +205,8 @@ def loaders(store: KeypointStore, train: tuple[list[Clip], np.ndarray], val: tup
     batches = collate(padding, fixed_frames)
     # Workers are spawned, not forked: a fork of a process that runs JAX's or MediaPipe's threads can deadlock.
     # Only the training loader gets the worker: validation batches are not augmented and come once an epoch.
-    extra = ({"num_workers": workers, "worker_init_fn": _worker_init, "persistent_workers": True,
-              "multiprocessing_context": "spawn"} if workers else {})  # fmt: skip
+    extra = ({"num_workers": workers, "persistent_workers": True, "multiprocessing_context": "spawn"}
+             if workers else {})  # fmt: skip
     train_ds = ClipDataset(store, *train, preprocess, augment, config.seed + rank)
     val_ds = ClipDataset(store, *val, preprocess)
     if world == 1:

@@ -96,7 +96,8 @@ def choose(model: Any, batch: tuple, loss_fn: Callable, make_batch: Callable[[],
            fixed: int | None = None, planned_steps: int | None = None) -> ThreadChoice:  # fmt: skip
     """Pick threads and workers for training `model` on batches like `batch` = (x, mask, y).
 
-    A deep copy of the model takes the timed steps, so training starts from the same weights either way.
+    A deep copy of the model takes the timed steps, so training starts from the same weights either way, and the
+    random state is put back (how many steps the measurement takes depends on the load; the run must not).
     `make_batch` builds one batch from the data (read + augment + preprocess + pad), timed to see whether a
     background worker would hide it; `planned_steps` (steps per epoch x epochs at most) says how much making
     batches could cost over the whole run, to weigh against what starting a worker costs.
@@ -113,6 +114,13 @@ def choose(model: Any, batch: tuple, loss_fn: Callable, make_batch: Callable[[],
     if fixed is not None:
         torch.set_num_threads(fixed)
         return ThreadChoice(fixed, 0, {}, data, "given")
+    with torch.random.fork_rng(devices=[]):
+        return _measure(model, batch, loss_fn, data, n, planned_steps)
+
+
+def _measure(model: Any, batch: tuple, loss_fn: Callable, data: float, n: int, planned_steps: int | None) -> ThreadChoice:
+    import torch
+
     probe = copy.deepcopy(model).train()
     opt = torch.optim.SGD(probe.parameters(), lr=0.0)
     x, mask, y = batch
