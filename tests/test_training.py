@@ -302,3 +302,46 @@ def test_a_data_worker_only_where_it_repays_its_start(monkeypatch):
     assert choice(0.05, planned=10_000).threads == 1
     assert choice(0.005, planned=10_000).workers == 0  # quick batches: passing them between processes costs more
     assert choice(0.05, planned=20).workers == 0  # one second of batches does not repay starting a process
+
+
+def test_the_data_and_the_random_state_do_not_depend_on_where_batches_are_made(webcam_signer, monkeypatch):
+    """The thread measurement decides, from the machine's load, whether a worker makes the batches and how many
+    probe steps it takes; neither may change a run: augmented clips are the same in a worker as in place, and the
+    random state after the measurement is the one before it (on the old code, both differed)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from signrec.training import threads as thread_choice
+    from signrec.training.lightning import ClipDataset
+    from signrec.transforms import Augment
+
+    store = open_store(webcam_signer)
+    clips = store.clips[:6]
+
+    def dataset():
+        return ClipDataset(store, clips, np.zeros(len(clips)), lambda a: a, Augment(), seed=3)
+
+    def two_epochs(loader_options):
+        loader = DataLoader(dataset(), batch_size=None, shuffle=False, **loader_options)
+        return [x for _ in range(2) for x, _ in loader]
+
+    here = two_epochs({})
+    there = two_epochs({"num_workers": 1, "persistent_workers": True, "multiprocessing_context": "fork"})
+    assert len(here) == 12 and not np.array_equal(here[0], here[6])  # a clip is augmented anew each epoch
+    for a, b in zip(here, there, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drop = torch.nn.Dropout(0.5)  # draws from the random state in every probe step
+            self.linear = torch.nn.Linear(4, 3)
+
+        def forward(self, x, mask):
+            return self.linear(self.drop(x))
+
+    torch.manual_seed(0)
+    model, batch = Model(), (torch.randn(8, 4), None, torch.randint(0, 3, (8,)))
+    before = torch.get_rng_state()
+    thread_choice.choose(model, batch, torch.nn.functional.cross_entropy)
+    assert torch.equal(torch.get_rng_state(), before)
