@@ -396,14 +396,18 @@ def mirror(frames: np.ndarray) -> np.ndarray:
     return out
 
 
+def rotation(degrees: float) -> np.ndarray:
+    """The 2 x 2 matrix turning x, y by `degrees` (counter-clockwise in x-right, y-up axes)."""
+    a = np.deg2rad(degrees)
+    return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], np.float32)
+
+
 def rotate_scale(frames: np.ndarray, degrees: float, scale_x: float, scale_y: float, shear: float = 0.0,
                  shift: np.ndarray | tuple[float, float] = (0.0, 0.0)) -> np.ndarray:  # fmt: skip
     """Rotate by `degrees`, shear (x += shear * y) and scale x, y about the body centre, then move everything by
     `shift` (present points only)."""
     centre, _ = body_frame(frames)
-    a = np.deg2rad(degrees)
-    m = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], np.float32)
-    m = np.array([[1.0, shear], [0.0, 1.0]], np.float32) @ m * np.array([scale_x, scale_y], np.float32)[:, None]
+    m = np.array([[1.0, shear], [0.0, 1.0]], np.float32) @ rotation(degrees) * np.array([scale_x, scale_y], np.float32)[:, None]
     move = centre + np.asarray(shift, np.float32)
     return _affine_xy(frames, lambda xy: (xy - centre) @ m.T + move)
 
@@ -440,8 +444,7 @@ def turn_hands(frames: np.ndarray, turns: dict[str, tuple[float, float]]) -> np.
     for name, (degrees, scale) in turns.items():
         hand = layout.part(out, name)
         found = np.any(hand != 0, axis=(1, 2))
-        a = np.deg2rad(degrees)
-        m = scale * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], np.float32)
+        m = scale * rotation(degrees)
         wrist = hand[:, :1, :2]
         hand[..., :2] = np.where(found[:, None, None], (hand[..., :2] - wrist) @ m.T + wrist, 0.0)
         hand[..., 2] *= scale
