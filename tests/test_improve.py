@@ -354,3 +354,71 @@ def test_an_ensemble_averages_its_members_and_is_one_model_everywhere(data_dir, 
     mtime = (tmp_path / "ens" / "model.pt").stat().st_mtime_ns
     assert main(args) == 0 and (tmp_path / "ens" / "model.pt").stat().st_mtime_ns == mtime
     assert "reused" in capsys.readouterr().out
+
+
+def test_a_two_handed_sign_can_be_signed_with_one_hand(data_dir):
+    """Issue 15: the five webcam signers sign thanks with both hands, GISLR's 21 with one, and a model that learnt
+    "two hands means thanks" called one-handed thanks hello. `one_hand` trains on the one-handed form: the hand
+    that moves less is gone from every frame and its arm hangs at the side; one-handed clips are left alone."""
+    from signrec.transforms import sign_one_handed, weaker_hand
+
+    clip = np.load(data_dir / "keypoints" / "webcam" / "ilkerdemir-s" / "thanks" / "008.npy")
+    present = layout.presence(clip)
+    assert present[:, 2].sum() > 10 and present[:, 3].sum() > 10  # both hands in the real clip
+    for name, column, part in (("left_hand", 2, LEFT), ("right_hand", 3, RIGHT)):  # the hand held still is weaker
+        held = clip.copy()
+        held[:, part] = np.where(present[:, [column]], clip[present[:, column]][0, part], 0)
+        assert weaker_hand(held) == name
+    out = sign_one_handed(clip, "left_hand")
+    assert not out[:, LEFT].any() and np.array_equal(out[:, RIGHT], clip[:, RIGHT])
+    np.testing.assert_array_equal(out[:, FACE], clip[:, FACE])
+    pose, before = out[:, :132].reshape(-1, 33, 4), clip[:, :132].reshape(-1, 33, 4)
+    np.testing.assert_array_equal(pose[:, [11, 12, 14, 16]], before[:, [11, 12, 14, 16]])  # shoulders, right arm kept
+    width = np.linalg.norm(pose[:, 11, :2] - pose[:, 12, :2], axis=1)
+    assert (pose[:, 15, 1] - pose[:, 11, 1] > 1.3 * width).all()  # the left wrist hangs below its shoulder
+    assert (before[:, 15, 1] - before[:, 11, 1] < 1.0 * width).all()  # where it was up at the chin
+    aug = Augment(mirror=0, rotate=0, scale=0, stretch=0, drop=0, one_hand=1.0)
+    rng = np.random.default_rng(0)
+    dropped = layout.presence(aug(clip, rng))
+    assert dropped[:, 2:].any(axis=0).sum() == 1  # one hand left
+    hello = np.load(data_dir / "keypoints" / "webcam" / "ilkerdemir-s" / "hello" / "000.npy")
+    hello = hello.copy()
+    hello[:, RIGHT] = 0  # one-handed
+    np.testing.assert_array_equal(aug(hello, rng), hello)
+
+
+@pytest.mark.slow
+def test_a_model_that_learns_from_extra_glosses_answers_among_the_chosen_ones(data_dir, tmp_path, capsys):
+    """Issue 14: a WLASL100 model can learn from all of WLASL300 (more clips for the shared layers) and still
+    answer among WLASL100's glosses only. Here: learn hello, thanks and iloveyou; answer hello or thanks."""
+    from signrec.evaluate import evaluate_run
+    from signrec.splits import Split
+
+    data = data_dir / "keypoints" / "webcam" / "akashsharma095"
+    out = tmp_path / "two"
+    args = ["train", str(data), "--recipe", "best", "--where", "gloss=hello|thanks", "--extra-glosses", "--out",
+            str(out), "--max-epochs", "2", "--threads", "1", "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    assert "learning from all 3 glosses" in capsys.readouterr().out
+    p = load_predictor(out)
+    assert p.labels == ["hello", "thanks"] and p.card.model_config["num_classes"] == 2
+    assert p.card.training["learnt_glosses"] == 3
+    split = Split.load(out / "split.json")
+    assert any("iloveyou" in path for path in split.train)  # it learnt from the third gloss
+    ev = evaluate_run(out, split="val")
+    assert ev.metrics.n == len([q for q in split.val if "iloveyou" not in q]) > 0  # the chosen glosses' clips
+    assert ev.skipped == len(split.val) - ev.metrics.n > 0
+    assert p.card.training["val_acc"] == pytest.approx(ev.metrics.top1, abs=1e-6)
+    plain = ["train", str(data), "--recipe", "best", "--where", "gloss=hello|thanks", "--out", str(out),
+             "--max-epochs", "2", "--threads", "1", "--no-progress"]  # fmt: skip
+    assert main(plain) != 0  # another run (without the extra gloss) is not mixed up with this one
+    assert "made differently" in capsys.readouterr().err
+    assert main(["train", str(data), "--extra-glosses", "--out", str(tmp_path / "x")]) != 0
+    assert "give --where" in capsys.readouterr().err
+    job = tmp_path / "job"  # the whole job: one split over all three glosses, scored on the two
+    assert main(["run", "--keypoints", str(data), "--where", "gloss=hello|thanks", "--extra-glosses", "--models",
+                 "best", "--max-epochs", "1", "--threads", "1", "--no-progress", "--out", str(job)]) == 0  # fmt: skip
+    assert any("iloveyou" in path for path in Split.load(job / "split.json").train)
+    report = (job / "report.md").read_text()
+    assert "learnt from all" in report and "answer among the 2" in report
+    assert load_predictor(job / "runs" / "best").labels == ["hello", "thanks"]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from signrec.batching import last_valid, left_align, pad
-from signrec.models import build_model, known_models, make_config
+from signrec.models import build_model, keep_classes, known_models, make_config
 from signrec.models.keras_lstm import build_keras_model, import_keras
 from signrec.models.lstm import LSTMClassifier, LSTMConfig, ScratchLSTM
 
@@ -109,6 +109,24 @@ def test_every_model_gives_the_same_logits_padded_pre_post_or_alone(name):
             for total in (None, 12):
                 torch.testing.assert_close(model(*_batch(clips, side, total)), alone, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(model(clips[1][None]), alone[1:2], rtol=1e-5, atol=1e-5)  # no mask: all real
+
+
+@pytest.mark.parametrize("name", known_models())
+def test_a_model_kept_to_some_classes_gives_their_renormalised_probabilities(name):
+    """A model trained on 300 glosses answering among WLASL100's 100: its probabilities are the full model's for
+    those classes, renormalised, in the order asked for."""
+    torch.manual_seed(0)
+    config = make_config(name, num_classes=6, input_size=5)
+    model = build_model(name, config).eval()
+    keep = [4, 0, 2]
+    kept, kept_config = keep_classes(model, name, config, keep)
+    assert kept_config.num_classes == 3 and config.num_classes == 6
+    x, mask = _batch([torch.randn(7, 5), torch.randn(4, 5)])
+    with torch.no_grad():
+        full = torch.softmax(model(x, mask), -1)[:, keep]
+        torch.testing.assert_close(torch.softmax(kept(x, mask), -1), full / full.sum(1, keepdim=True))
+    with pytest.raises(ValueError, match="distinct classes"):
+        keep_classes(model, name, config, [0, 0])
 
 
 def test_the_seed_way_reads_the_final_padded_step():

@@ -271,12 +271,17 @@ def _extract(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run)
 
 
-def _data_args(p: argparse.ArgumentParser) -> None:
+def _data_args(p: argparse.ArgumentParser, extra: bool = True) -> None:
     g = p.add_argument_group("which clips")
     g.add_argument("--split", default="auto",
                    help="auto (official if the data has one, else signer-disjoint if it names signers, else "
                    "stratified), official, stratified[:SEED], signer[:FOLD], or a split.json")  # fmt: skip
     g.add_argument("--where", action="append", help="keep only clips whose column matches, e.g. wlasl100=1 (repeatable)")
+    if extra:
+        g.add_argument("--extra-glosses", action="store_true",
+                       help="with --where: also learn from the clips of the glosses it leaves out (all the data, one "
+                       "split), while the model answers only among the glosses it keeps; e.g. a WLASL100 model that "
+                       "learnt from all of WLASL300")  # fmt: skip
 
 
 def _training_args(p: argparse.ArgumentParser) -> None:
@@ -411,8 +416,11 @@ def _train(p: argparse.ArgumentParser) -> None:
             raise UsageError("--devices/--num-nodes: the Keras baseline trains in one process; use --framework torch")
         from .training.runner import train
 
+        if args.extra_glosses and not args.where:
+            raise UsageError("--extra-glosses: give --where to say which glosses the model answers among")
         r = _recipe(args)
-        res = train(args.data, args.out, r, args.framework, args.split, args.where, args.force)
+        res = train(args.data, args.out, r, args.framework, args.split, args.where, args.force,
+                    extra_glosses=args.extra_glosses)  # fmt: skip
         print(res.line())
         print(f"split: {res.split}\ncheckpoint: {res.checkpoint}")
         return 0
@@ -428,7 +436,7 @@ def _train(p: argparse.ArgumentParser) -> None:
 def _compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="keypoint store")
     p.add_argument("--out", required=True, help="folder for both runs, comparison.csv and report.md")
-    _data_args(p)
+    _data_args(p, extra=False)
     _training_args(p)
 
     def run(args: argparse.Namespace) -> int:
@@ -458,7 +466,8 @@ def _compare(p: argparse.ArgumentParser) -> None:
     "-> one report",
     "signrec run --videos ../shared/data/videos/wlasl12 --out work/run     (offline, local clips)\n"
     "  signrec run --keypoints ../shared/data/keypoints/wlasl300-hands --models best --out work/wlasl300\n"
-    "  signrec run --keypoints ../shared/data/keypoints/wlasl300-hands --where wlasl100=1 --models best --out work/wlasl100\n"
+    "  signrec run --keypoints ../shared/data/keypoints/wlasl300-hands --where wlasl100=1 --extra-glosses --models best "
+    "--out work/wlasl100\n"
     "  signrec run --glosses book,drink,hello,idea --out work/wlasl4       (downloads WLASL)\n"
     "  signrec run --videos videos/ --scheduler local:2 --devices 2 --strategy ddp --out work/run",
 )
@@ -498,6 +507,8 @@ def _run(p: argparse.ArgumentParser) -> None:
         if bad or not models:
             raise UsageError(f"--models {args.models}: unknown {', '.join(bad) or 'none given'}; known: {', '.join(RUN_MODELS)}")
         names = aliases(args.alias)
+        if args.extra_glosses and not args.where:
+            raise UsageError("--extra-glosses: give --where to say which glosses the models answer among")
         from .pipeline import run as run_job
 
         s = run_job(args.out, videos=args.videos, keypoints=args.keypoints,
@@ -505,6 +516,7 @@ def _run(p: argparse.ArgumentParser) -> None:
                     local=args.local, models=models, max_epochs=args.max_epochs, max_minutes=args.max_minutes,
                     ensemble=args.ensemble or 1,
                     workers=args.workers, seed=args.seed, split=args.split, where=args.where, aliases=names,
+                    extra_glosses=args.extra_glosses,
                     threads=args.threads, force=args.force, progress=not args.no_progress,
                     command=_command_line(args), scheduler=args.scheduler, devices=args.devices,
                     strategy=args.strategy, num_nodes=args.num_nodes)  # fmt: skip

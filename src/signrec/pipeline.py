@@ -65,18 +65,22 @@ def _row(name: str, recipe: Recipe, r: TrainResult, ev: Evaluation) -> dict:
 
 
 def _train_and_evaluate(store: KeypointStore, out: Path, jobs: list[tuple[str, Recipe, str]], split: Split,
-                        force: bool, log, name_recipes: bool = True) -> tuple[list[dict], list[Evaluation], list[TrainResult], dict]:  # fmt: skip
+                        force: bool, log, name_recipes: bool = True, learn_from: KeypointStore | None = None,
+                        where: list[str] | None = None) -> tuple[list[dict], list[Evaluation], list[TrainResult], dict]:  # fmt: skip
+    """Train and evaluate each job on `store`; with `learn_from` (the whole data, of which `store` is the part
+    `where` keeps) the models also learn from the other glosses and answer among `store`'s."""
     stages, rows, evaluations, results = {}, [], [], []
+    fit = {"data": learn_from, "where": where, "extra_glosses": True} if learn_from is not None else {"data": store}
     side = split.eval_side
     primary = ranks.is_primary()
     for name, recipe, framework in jobs:
         run_dir = out / "runs" / name
         if not primary:  # another process of distributed training: it joins the torch runs, nothing else
             if framework == "torch":
-                train(store, run_dir, recipe, framework, split, force=force, log=log)
+                train(out=run_dir, recipe=recipe, framework=framework, split=split, force=force, log=log, **fit)
             continue
         log(f"training {name} ({recipe.name}, {framework})")
-        result = train(store, run_dir, recipe, framework, split, force=force, log=log)
+        result = train(out=run_dir, recipe=recipe, framework=framework, split=split, force=force, log=log, **fit)
         stages[f"train {name}"] = "reused" if result.reused else "done"
         if not result.reused:
             log(result.line())
@@ -92,14 +96,20 @@ def _train_and_evaluate(store: KeypointStore, out: Path, jobs: list[tuple[str, R
     return rows, evaluations, results, stages
 
 
-def describe_job(store: KeypointStore, split: Split, where: list[str] | None, command: str) -> str:
+def describe_job(store: KeypointStore, split: Split, where: list[str] | None, command: str,
+                 learn_from: KeypointStore | None = None) -> str:  # fmt: skip
     """The report's opening: which data, which clips, which split, which command."""
     lines = [f"- **Data:** `{store.root}`: {len(store)} clips of {len(store.glosses)} glosses"
              + (f" from {len(store.signers)} signers" if store.signers else "")
              + f"; keypoint parts: {'+'.join(store.parts)}."]  # fmt: skip
     if where:
         lines.append(f"- **Filter:** {', '.join(where)}.")
-    lines.append("- **Split:** " + split.describe(store).replace("\n", "<br>"))
+    if learn_from is not None:
+        lines.append(f"- **Extra glosses:** the models learnt from all {len(learn_from)} clips of "
+                     f"{len(learn_from.glosses)} glosses and answer among the {len(store.glosses)} of the filter; "
+                     f"the figures are on the filter's clips.")  # fmt: skip
+    split_of = store if learn_from is None else learn_from
+    lines.append("- **Split:** " + split.describe(split_of).replace("\n", "<br>"))
     if not split.test:
         lines.append("- **No test split** in this data: the figures below are on the **validation** clips, which "
                      "also chose the model (early stopping), so they are optimistic.")  # fmt: skip
@@ -179,6 +189,16 @@ def _store_of_rank_zero(sources: list[Path], out: Path, aliases: dict[str, str] 
     return open_store(out / "keypoints")
 
 
+def _answer_and_learn(store: KeypointStore, where: list[str] | None,
+                      extra_glosses: bool) -> tuple[KeypointStore, KeypointStore | None]:  # fmt: skip
+    """The clips `where` keeps (what the models answer among and are scored on) and, with `extra_glosses` when
+    it leaves glosses out, the whole data they also learn from."""
+    kept = filter_store(store, where)
+    if extra_glosses and not where:
+        raise ValueError("extra glosses need a filter (where) to say which glosses the models answer among")
+    return kept, store if extra_glosses and set(kept.glosses) != set(store.glosses) else None
+
+
 def recipes_for(models: tuple[str, ...], seed: int, progress: bool, max_epochs: int | None,
                 max_minutes: float | None, threads: int | None, devices: int = 1, strategy: str = "auto",
                 num_nodes: int = 1, ensemble: int = 1) -> list[tuple[str, Recipe, str]]:  # fmt: skip
@@ -222,6 +242,7 @@ def run(
     devices: int = 1,
     strategy: str = "auto",
     num_nodes: int = 1,
+    extra_glosses: bool = False,
 ) -> RunSummary:
     """From glosses (WLASL), a folder of clips or folders of keypoints to one report folder.
 
@@ -235,6 +256,9 @@ def run(
     models on several devices. With `strategy="ddp"` on one machine Lightning starts the other processes as copies
     of this command: they skip the data stages, join each PyTorch training run and leave; rank 0 does the rest.
     Under torchrun or srun (several machines), extract and train with their own commands instead.
+
+    `extra_glosses` (with `where`): the models also learn from the glosses `where` leaves out, one split over all
+    the data, and answer among the ones it keeps (see `training.runner.train`); the figures are on those.
     """
     from . import wlasl
     from .extract import extract
@@ -251,9 +275,9 @@ def run(
     stages: dict[str, str] = {}
     if not ranks.is_primary():  # a training process Lightning started: rank 0 has made the data already
         store = _store_of_rank_zero(sources, out, aliases) if sources else open_store(out / "keypoints")
-        store = filter_store(store, where)
-        chosen, _ = job_split(store, out, split, seed, force, write=False)
-        _train_and_evaluate(store, out, jobs, chosen, force, log)  # raises SecondaryRank when done
+        store, learn_from = _answer_and_learn(store, where, extra_glosses)
+        chosen, _ = job_split(store if learn_from is None else learn_from, out, split, seed, force, write=False)
+        _train_and_evaluate(store, out, jobs, chosen, force, log, learn_from=learn_from, where=where)  # raises SecondaryRank
     out.mkdir(parents=True, exist_ok=True)
     if glosses is not None or top is not None:
         instances = wlasl.select(wlasl.load_metadata(metadata or wlasl.default_metadata()), glosses, top)
@@ -269,16 +293,17 @@ def run(
         store = open_store(out / "keypoints")
     else:
         store, stages["keypoints"] = keypoint_store(sources, out, aliases, progress, log)
-    store = filter_store(store, where)
-    chosen, stages["split"] = job_split(store, out, split, seed, force)
-    log(chosen.describe(store))
-    rows, evaluations, _, trained = _train_and_evaluate(store, out, jobs, chosen, force, log)
+    store, learn_from = _answer_and_learn(store, where, extra_glosses)
+    chosen, stages["split"] = job_split(store if learn_from is None else learn_from, out, split, seed, force)
+    log(chosen.describe(store if learn_from is None else learn_from))
+    rows, evaluations, _, trained = _train_and_evaluate(store, out, jobs, chosen, force, log, learn_from=learn_from,
+                                                        where=where)  # fmt: skip
     stages.update(trained)
     fields = list(dict.fromkeys(k for r in rows for k in r))
     write_csv_atomic(out / "comparison.csv", rows, fields)
     table = markdown_table([{k: r.get(k, "") for k in fields} for r in rows], fields)
     write_report(out / "report.md", evaluations, title=f"signrec run on {store.root.name}",
-                 intro=describe_job(store, chosen, where, command),
+                 intro=describe_job(store, chosen, where, command, learn_from),
                  extra="## Models\n\n" + table + "\n\nCheckpoints: `runs/<model>/model.pt` or `model.keras`.")  # fmt: skip
     stages["report"] = "done"
     return RunSummary(str(out), str(out / "report.md"), stages, table, evaluations)

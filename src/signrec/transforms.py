@@ -483,13 +483,54 @@ def drop_hand_span(frames: np.ndarray, rng: np.random.Generator, low: float = 0.
     return out
 
 
+ARM_REST = {13: (0.05, 0.8), 15: (0.05, 1.5), 17: (0.05, 1.7), 19: (0.05, 1.75), 21: (0.05, 1.65)}  # left arm
+# (elbow, wrist, pinky, index, thumb): where they hang relative to the shoulder, in shoulder widths (x outward, y down)
+
+
+def weaker_hand(frames: np.ndarray) -> str | None:
+    """Of two hands both found in the clip, the one whose wrist travels less (the passive or mirroring hand of a
+    two-handed sign); None when fewer than two hands were found."""
+    paths = {}
+    for name in ("left_hand", "right_hand"):
+        wrist = layout.part(frames, name)[:, 0, :2]
+        found = np.any(layout.part(frames, name) != 0, axis=(1, 2))
+        if not found.any():
+            return None
+        paths[name] = float(np.linalg.norm(np.diff(wrist[found], axis=0), axis=1).sum())
+    return min(paths, key=lambda n: (paths[n], n))
+
+
+def sign_one_handed(frames: np.ndarray, name: str) -> np.ndarray:
+    """The one-handed form of a two-handed sign, as many people sign it ("weak drop"): hand `name` is removed
+    from every frame and, where there is a pose, its arm hangs at the side (elbow, wrist and finger points put
+    ARM_REST below the shoulder)."""
+    out = np.array(frames, dtype=np.float32, copy=True)
+    out[:, layout.COMPONENTS[name].slice] = 0.0
+    pose = layout.part(out, "pose")
+    has_pose = np.any(pose != 0, axis=(1, 2))
+    if has_pose.any():
+        left = name == "left_hand"
+        shoulder = layout.POSE_LEFT_SHOULDER if left else layout.POSE_RIGHT_SHOULDER
+        other = layout.POSE_RIGHT_SHOULDER if left else layout.POSE_LEFT_SHOULDER
+        width = pose[has_pose, shoulder, :2] - pose[has_pose, other, :2]  # from the other shoulder outwards
+        size = np.linalg.norm(width, axis=1, keepdims=True)
+        outward = width / np.maximum(size, 1e-6)
+        down = np.stack([-outward[:, 1], outward[:, 0]], axis=1)
+        down = np.where(down[:, 1:] < 0, -down, down)  # image y grows downwards
+        for point, (x, y) in ARM_REST.items():
+            p = point if left else point + 1
+            pose[has_pose, p, :2] = pose[has_pose, shoulder, :2] + size * (x * outward + y * down)
+    return out
+
+
 @dataclass
 class Augment:
     """Random training-time changes to raw `(T, 1662)` sequences; a value of 0 switches a step off. Each stands
     for a way people and cameras differ: handedness (mirror), camera tilt and field of view (rotate, shear,
     scale), where the person is (shift), body proportions (arms), how hands are held (hand_rotate, hand_scale),
     speed and frame rate (stretch, drop), when recording started and stopped (crop), sources without pose
-    visibility (no_visibility), trackers losing a hand (hand_drop) and landmark noise (jitter)."""
+    visibility (no_visibility), trackers losing a hand (hand_drop), the one-handed form of a two-handed sign
+    (one_hand) and landmark noise (jitter)."""
 
     mirror: float = 0.5  # probability of the left-right mirror (hands swapped)
     rotate: float = 10.0  # degrees, uniform in [-rotate, rotate]
@@ -504,12 +545,15 @@ class Augment:
     drop: float = 0.1  # probability of dropping each frame
     crop: float = 0.0  # half the time, a window of 1 - crop to all of the clip is kept (a late start, an early stop)
     hand_drop: float = 0.0  # probability of losing one hand for 20-60% of the clip
+    one_hand: float = 0.0  # probability of signing a two-handed clip with one hand (the less moving one dropped)
     no_visibility: float = 0.0  # probability of zeroing the pose visibility values
     jitter: float = 0.0  # standard deviation of noise added to x, y of every present point
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.mirror and rng.random() < self.mirror:
             frames = mirror(frames)
+        if self.one_hand and rng.random() < self.one_hand and (weak := weaker_hand(frames)) is not None:
+            frames = sign_one_handed(frames, weak)
         if self.arms:
             frames = move_arms(frames, {h: 1 + rng.uniform(-self.arms, self.arms) for h in ("left_hand", "right_hand")})
         if self.hand_rotate or self.hand_scale:

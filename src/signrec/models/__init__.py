@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from torch import nn
@@ -49,6 +50,30 @@ def make_config(name: str, **kwargs: Any) -> Any:
 def build_model(name: str, config: Any) -> nn.Module:
     builder, _ = _entry(name)
     return builder(config)
+
+
+def keep_classes(net: nn.Module, name: str, config: Any, keep: list[int]) -> tuple[nn.Module, Any]:
+    """The same trained model answering only among classes `keep` (in that order): a copy built with
+    `num_classes=len(keep)` whose class-sized weights (the output layer) are those rows of `net`'s. Its softmax is
+    `net`'s probabilities of those classes, renormalised; nothing else changes."""
+    import torch
+
+    if name in _COMPOSED:  # an average of renormalised members is not the renormalised average
+        raise ValueError(f"keep the classes of each member of a {name!r}, not of the whole")
+    if not keep or len(set(keep)) != len(keep) or not all(0 <= k < config.num_classes for k in keep):
+        raise ValueError(f"keep must name distinct classes of the {config.num_classes}, got {keep}")
+    new_config = replace(config, num_classes=len(keep))
+    new = build_model(name, new_config)
+    target, rows = new.state_dict(), torch.as_tensor(keep)
+    state = {}
+    for key, value in net.state_dict().items():
+        if value.shape != target[key].shape:
+            if value.shape[0] != config.num_classes or value.shape[1:] != target[key].shape[1:]:
+                raise ValueError(f"{name}: weight {key} {tuple(value.shape)} is not per class")
+            value = value.index_select(0, rows)
+        state[key] = value
+    new.load_state_dict(state)
+    return new.eval(), new_config
 
 
 from . import convformer, ensemble, lstm

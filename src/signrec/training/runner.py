@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..calibration import Calibration, calibrate
+from ..calibration import calibrate
 from ..checkpoint import KERAS_NAME, TORCH_NAME, Card, save_keras, save_torch
 from ..io import atomic_write_json
-from ..models import build_model, make_config
+from ..models import build_model, keep_classes, make_config
 from ..presets import Recipe
 from ..splits import SPLIT_NAME, Split, filter_store, make_split
 from ..store import KeypointStore, open_store
@@ -78,9 +78,12 @@ def count_parameters(model: object) -> int:
     return sum(p.numel() for p in model.parameters())  # type: ignore[attr-defined]
 
 
-def fingerprint(framework: str, recipe: Recipe, store: KeypointStore, split: Split) -> dict:
-    """What a run is keyed by: settings, data and split, each hashed."""
-    settings = json.dumps({"framework": framework, **recipe.settings()}, sort_keys=True, default=str)
+def fingerprint(framework: str, recipe: Recipe, store: KeypointStore, split: Split,
+                answers: list[str] | None = None) -> dict:  # fmt: skip
+    """What a run is keyed by: settings, data and split, each hashed (and the glosses it answers among, when it
+    learns from more)."""
+    settings = json.dumps({"framework": framework, **recipe.settings(), **({"answers": answers} if answers else {})},
+                          sort_keys=True, default=str)  # fmt: skip
     parts = {"settings": hashlib.sha256(settings.encode()).hexdigest()[:16], "data": store.fingerprint(),
              "split": split.fingerprint()}  # fmt: skip
     return {**parts, "id": hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16],
@@ -153,11 +156,6 @@ def validation_probs(net: object, card: Card, framework: str, store: KeypointSto
     return probs, np.array([index[c.gloss] for c in clips])
 
 
-def calibrate_on(net: object, card: Card, framework: str, store: KeypointStore, clips: list) -> Calibration:
-    """Temperature and "unknown" threshold fitted on the validation clips (the ones early stopping watched)."""
-    return calibrate(*validation_probs(net, card, framework, store, clips))
-
-
 def train(
     data: str | os.PathLike | KeypointStore,
     out: str | os.PathLike,
@@ -167,8 +165,14 @@ def train(
     where: list[str] | str | None = None,
     force: bool = False,
     log=print,
+    extra_glosses: bool = False,
 ) -> TrainResult:
     """Train one model on a store (path or opened) and write a run folder; see the module docstring.
+
+    `where` keeps the clips that match it. With `extra_glosses` the model also learns from the clips of the
+    glosses `where` leaves out (all of `data`, split as a whole), which gives its shared layers more to learn
+    from; the saved model answers only among the glosses `where` keeps (`models.keep_classes`), and its
+    validation figures and calibration are on their clips.
 
     Raises `training.lightning.Interrupted` when a signal stopped training, after the best model so far has been
     saved as a usable run (the same call resumes it).
@@ -181,7 +185,16 @@ def train(
     if framework == "keras" and recipe.model != "lstm":
         raise ValueError(f"the Keras baseline is the reference LSTM only; model {recipe.model!r} needs --framework torch")
     out = Path(out)
-    store = filter_store(open_store(data), where)
+    full = open_store(data)
+    store = filter_store(full, where)
+    answers = None
+    if extra_glosses:
+        if framework != "torch":
+            raise ValueError("extra glosses are for --framework torch")
+        if set(store.glosses) != set(full.glosses):
+            answers, store = store.glosses, full
+            log(f"learning from all {len(full.glosses)} glosses of {full.root}; the model answers among the "
+                f"{len(answers)} that {where} keeps")  # fmt: skip
     labels = store.glosses
     if len(labels) < 2:
         raise ValueError(f"{store.root}: need at least two glosses to train a classifier, found {labels}")
@@ -194,7 +207,7 @@ def train(
         raise ValueError("an ensemble is trained member by member in one process with --framework torch; train "
                          "members on several devices with --seed N runs of their own")  # fmt: skip
     chosen = split if isinstance(split, Split) else make_split(store, split, config.seed)
-    fp = fingerprint(framework, recipe, store, chosen)
+    fp = fingerprint(framework, recipe, store, chosen, answers)
     if primary:
         state = check_run_folder(out, fp, force)
     else:  # another process of a distributed run: rank 0 checks and prepares the folder, this one follows
@@ -206,7 +219,7 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
         chosen.save(out / SPLIT_NAME)
     if config.ensemble > 1:
-        return _train_ensemble(store, out, recipe, chosen, fp, where, log)
+        return _train_ensemble(store, out, recipe, chosen, fp, where, log, answers)
     pre = recipe.preprocess.for_parts(store.parts)
     train_clips, val_clips = store.subset(chosen.train), store.subset(chosen.val)
     if not train_clips or not val_clips:
@@ -244,20 +257,28 @@ def train(
     seconds = time.perf_counter() - t0
     best = history.best
     interrupted = summary.get("signal") is not None
+    learnt = {}
+    if answers:  # the answers' rows of the output layer; validation on their clips
+        net, model_config = keep_classes(net, recipe.model, model_config, [labels.index(g) for g in answers])
+        learnt = {"learnt_glosses": len(labels), "val_acc_all_glosses": best.get("val_acc")}
+        labels, val_clips = answers, [c for c in val_clips if c.gloss in set(answers)]
     card = Card(
         framework=framework, model=recipe.model, model_config=asdict(model_config), labels=labels,
         preprocess=pre.to_dict(),
         training={**config.to_dict(), **summary, "recipe": recipe.name, "split": chosen.how, "data": str(store.root),
                   "where": where, "val_acc": best.get("val_acc"), "frames_median": float(statistics.median(frames)),
                   "frames_max": max(frames), "augment": recipe.augment.to_dict() if recipe.augment else None,
-                  "status": "interrupted" if interrupted else "finished"},
+                  "status": "interrupted" if interrupted else "finished", **learnt},
     )  # fmt: skip
-    card.calibration = calibrate_on(net, card, framework, store, val_clips).to_dict()
+    probs, y = validation_probs(net, card, framework, store, val_clips)
+    card.calibration = calibrate(probs, y).to_dict()
+    if answers:
+        card.training["val_acc"] = float((probs.argmax(1) == y).mean())
     (save_torch if framework == "torch" else save_keras)(ckpt, net, card)
     result = TrainResult(
         run=str(out), checkpoint=str(ckpt), framework=framework, model=recipe.model, parameters=count_parameters(net),
         epochs=summary["epochs"], best_epoch=summary["best_epoch"], seconds_per_epoch=summary["seconds_per_epoch"],
-        seconds=seconds, val_acc=float(best.get("val_acc", float("nan"))), split=chosen.how,
+        seconds=seconds, val_acc=float(card.training.get("val_acc") or float("nan")), split=chosen.how,
         stopped=summary["stopped"], status=card.training["status"], fingerprint=fp["id"],
         threads=summary.get("threads", {}),
     )  # fmt: skip
@@ -270,7 +291,7 @@ def train(
 
 
 def _train_ensemble(store: KeypointStore, out: Path, recipe: Recipe, chosen: Split, fp: dict, where: object,
-                    log) -> TrainResult:  # fmt: skip
+                    log, answers: list[str] | None = None) -> TrainResult:  # fmt: skip
     """`config.ensemble` models trained one after another with seeds seed, seed + 1, ... on the same split, each a
     run of its own in OUT/members/seed-<N> (so an interrupted ensemble resumes where it stopped), then one
     checkpoint whose prediction is their averaged probabilities, calibrated on validation as a single model is."""
@@ -285,7 +306,7 @@ def _train_ensemble(store: KeypointStore, out: Path, recipe: Recipe, chosen: Spl
         seed = config.seed + i
         log(f"ensemble member {i + 1} of {config.ensemble} (seed {seed}) in {out / MEMBERS / f'seed-{seed}'}")
         r = train(store, out / MEMBERS / f"seed-{seed}", recipe.with_config(seed=seed, ensemble=1), "torch", chosen,
-                  log=log)  # fmt: skip
+                  where=where if answers else None, log=log, extra_glosses=bool(answers))  # fmt: skip
         log(r.line())
         results.append(r)
         nets.append(load_torch(r.checkpoint))
@@ -297,7 +318,8 @@ def _train_ensemble(store: KeypointStore, out: Path, recipe: Recipe, chosen: Spl
                 preprocess=first.preprocess,
                 training={**first.training, **config.to_dict(), "where": where, "members": members,
                           "status": "finished"})  # fmt: skip
-    probs, y = validation_probs(net, card, "torch", store, store.subset(chosen.val))
+    val = [c for c in store.subset(chosen.val) if c.gloss in set(first.labels)]
+    probs, y = validation_probs(net, card, "torch", store, val)
     card.training["val_acc"] = float((probs.argmax(1) == y).mean())
     card.calibration = calibrate(probs, y).to_dict()
     ckpt = out / TORCH_NAME
