@@ -38,9 +38,11 @@ def reference(activation: str = "tanh") -> Recipe:
 # Augmentation for new people and cameras: handedness (mirror), camera tilt, distance and field of view (rotate,
 # scale, shear, aspect), where the person stands (shift), body proportions (arms), how each hand is held (hand_rotate,
 # hand_scale), speed and frame rate (stretch, drop), when the recording starts and stops (crop), a tracker losing a
-# hand (hand_drop) and landmark noise (jitter). BENCHMARKS.md: what it buys.
+# hand (hand_drop), people who sign a two-handed sign with one hand (one_hand) and landmark noise (jitter).
+# BENCHMARKS.md: what it buys.
 BEST_AUGMENT = Augment(mirror=0.5, rotate=15, scale=0.2, aspect=1.3, shear=0.15, shift=0.05, arms=0.15, hand_rotate=10,
-                       hand_scale=0.1, stretch=0.3, drop=0.1, crop=0.2, hand_drop=0.2, jitter=0.003)  # fmt: skip
+                       hand_scale=0.1, stretch=0.3, drop=0.1, crop=0.2, hand_drop=0.2, one_hand=0.5,
+                       jitter=0.003)  # fmt: skip
 BEST_PREPROCESS = Preprocess(features="compact", normalize="auto", aspect=True, hand_view=True, hand_shape=True,
                              motion=True, flags=True, resample=64, trim=True, fill_gaps=3)  # fmt: skip
 
@@ -49,7 +51,7 @@ def best() -> Recipe:
     """Convolution + transformer (with stochastic depth) on compact features: relative to the body with the
     camera's aspect ratio undone (to the hands when there is no body), hand shape (joints relative to the wrist,
     distances between joints), motion and presence flags; clips trimmed to the hands, short hand dropouts filled;
-    training data varied as people and cameras vary (BEST_AUGMENT); AdamW with weight decay, label smoothing, a
+    training data varied as people and cameras vary, two-handed signs also made with one hand (BEST_AUGMENT); AdamW with weight decay, label smoothing, a
     cosine schedule and a moving average of the weights."""
     return Recipe(
         "best (convformer)", "convformer", {"dim": 128, "drop_path": 0.2},

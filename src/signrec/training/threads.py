@@ -133,12 +133,21 @@ def _measure(model: Any, batch: tuple, loss_fn: Callable, data: float, n: int, p
     if n > 1:
         measured[str(n)] = _time_steps(step, n, give_up_after=1.5 * measured["1"])
     threads = int(min(measured, key=measured.get))
-    compute = measured[str(threads)]
-    # A worker process runs beside training. It pays when there is a core left for it, making a batch takes at
-    # least half as long as a training step (below that, passing batches between processes eats the gain: the
-    # reference recipe's 10 ms batches were slower through a worker), the run is long enough to repay starting
-    # it, and a spawned process can start (see `can_spawn`).
+    # In place, a step costs making its batch plus training on it. With a worker process making the batches on a
+    # core of its own, training has one core fewer and a step costs the longer of the two. The worker is chosen
+    # when that is faster, making a batch takes at least half as long as a training step (below that, passing
+    # batches between processes eats the gain: the reference recipe's 10 ms batches were slower through a
+    # worker), the run is long enough to repay starting it, and a spawned process can start (see `can_spawn`).
+    # (WLASL300, best recipe: 1 thread 0.28 s a step, 2 threads 0.16 s, a batch 0.32 s: in place 0.48 s, with a
+    # worker 0.32 s; choosing by the training step alone made the run 2x slower.)
+    workers = 0
     long_enough = planned_steps is None or data * planned_steps > 3 * WORKER_START_SECONDS
-    workers = 1 if n > threads and data >= 0.5 * compute and long_enough and can_spawn() else 0
+    if n > 1 and data > 0 and long_enough:
+        beside = str(n - 1)
+        if beside not in measured:
+            measured[beside] = _time_steps(step, n - 1)
+        in_place, with_worker = measured[str(threads)] + data, max(measured[beside], data)
+        if with_worker < in_place and data >= 0.5 * measured[beside] and can_spawn():
+            threads, workers = n - 1, 1
     torch.set_num_threads(threads)
     return ThreadChoice(threads, workers, measured, data)
