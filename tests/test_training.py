@@ -303,8 +303,8 @@ def test_a_data_worker_only_where_it_repays_its_start(monkeypatch):
     assert choice(0.005, planned=10_000).workers == 0  # quick batches: passing them between processes costs more
     assert choice(0.05, planned=20).workers == 0  # one second of batches does not repay starting a process
     # Two threads train faster than one (16 vs 28 ms a step), but a batch takes 32 ms to make: in place a step
-    # costs 48 ms, with a worker beside one training thread 32 ms. The old rule chose two threads and no worker,
-    # which made the WLASL300 run 2x slower.
+    # costs 48 ms, with a worker beside one training thread 32 ms. The old rule chose two threads and no worker
+    # (it did so for WLASL300, where the measured times were ten times these).
     monkeypatch.setattr(thread_choice, "_time_steps", lambda step, n, give_up_after=0: {1: 0.028, 2: 0.016}[n])
     chosen = choice(0.032, planned=10_000)
     assert (chosen.threads, chosen.workers) == (1, 1)

@@ -138,8 +138,8 @@ def _measure(model: Any, batch: tuple, loss_fn: Callable, data: float, n: int, p
     # when that is faster, making a batch takes at least half as long as a training step (below that, passing
     # batches between processes eats the gain: the reference recipe's 10 ms batches were slower through a
     # worker), the run is long enough to repay starting it, and a spawned process can start (see `can_spawn`).
-    # (WLASL300, best recipe: 1 thread 0.28 s a step, 2 threads 0.16 s, a batch 0.32 s: in place 0.48 s, with a
-    # worker 0.32 s; choosing by the training step alone made the run 2x slower.)
+    # (WLASL300, best recipe: 1 thread 0.28 s a step, 2 threads 0.16 s, a batch 0.32 s: in place 0.48 s a step,
+    # with a worker 0.32 s; choosing by the training step alone took the slower one.)
     workers = 0
     long_enough = planned_steps is None or data * planned_steps > 3 * WORKER_START_SECONDS
     if n > 1 and data > 0 and long_enough:
