@@ -127,6 +127,8 @@ def test_a_model_kept_to_some_classes_gives_their_renormalised_probabilities(nam
         torch.testing.assert_close(torch.softmax(kept(x, mask), -1), full / full.sum(1, keepdim=True))
     with pytest.raises(ValueError, match="distinct classes"):
         keep_classes(model, name, config, [0, 0])
+    with pytest.raises(ValueError, match="fewer classes"):  # a reordering of all six is not a smaller model
+        keep_classes(model, name, config, [5, 4, 3, 2, 1, 0])
 
 
 def test_the_seed_way_reads_the_final_padded_step():

@@ -15,7 +15,7 @@ from pathlib import Path
 from .evaluate import Evaluation, evaluate_run, write_report
 from .io import write_csv_atomic
 from .presets import Recipe, best, reference
-from .splits import SPLIT_NAME, Split, filter_store, make_split
+from .splits import SPLIT_NAME, Split, answer_and_learn, filter_store, make_split
 from .store import KeypointStore, NotAStoreError, import_keypoints, open_store
 from .training import ranks
 from .training.config import TrainConfig
@@ -105,9 +105,10 @@ def describe_job(store: KeypointStore, split: Split, where: list[str] | None, co
     if where:
         lines.append(f"- **Filter:** {', '.join(where)}.")
     if learn_from is not None:
-        lines.append(f"- **Extra glosses:** the models learnt from all {len(learn_from)} clips of "
-                     f"{len(learn_from.glosses)} glosses and answer among the {len(store.glosses)} of the filter; "
-                     f"the figures are on the filter's clips.")  # fmt: skip
+        lines.append(f"- **Extra glosses:** the models learnt from {len(learn_from)} clips of "
+                     f"{len(learn_from.glosses)} glosses (the filter's clips and every clip of the glosses it leaves "
+                     f"out) and answer among the {len(store.glosses)} of the filter; the figures are on the "
+                     f"filter's clips.")  # fmt: skip
     split_of = store if learn_from is None else learn_from
     lines.append("- **Split:** " + split.describe(split_of).replace("\n", "<br>"))
     if not split.test:
@@ -189,16 +190,6 @@ def _store_of_rank_zero(sources: list[Path], out: Path, aliases: dict[str, str] 
     return open_store(out / "keypoints")
 
 
-def _answer_and_learn(store: KeypointStore, where: list[str] | None,
-                      extra_glosses: bool) -> tuple[KeypointStore, KeypointStore | None]:  # fmt: skip
-    """The clips `where` keeps (what the models answer among and are scored on) and, with `extra_glosses` when
-    it leaves glosses out, the whole data they also learn from."""
-    kept = filter_store(store, where)
-    if extra_glosses and not where:
-        raise ValueError("extra glosses need a filter (where) to say which glosses the models answer among")
-    return kept, store if extra_glosses and set(kept.glosses) != set(store.glosses) else None
-
-
 def recipes_for(models: tuple[str, ...], seed: int, progress: bool, max_epochs: int | None,
                 max_minutes: float | None, threads: int | None, devices: int = 1, strategy: str = "auto",
                 num_nodes: int = 1, ensemble: int = 1) -> list[tuple[str, Recipe, str]]:  # fmt: skip
@@ -272,10 +263,14 @@ def run(
                          "under torchrun or srun, extract with `signrec extract` and train with `signrec train` "
                          "(docs/cluster.md)")  # fmt: skip
     jobs = recipes_for(models, seed, progress, max_epochs, max_minutes, threads, devices, strategy, num_nodes, ensemble)
+    keras = [name for name, _, framework in jobs if framework == "keras"]
+    if extra_glosses and keras:
+        raise ValueError(f"extra glosses are for the PyTorch models; {', '.join(keras)} is Keras: choose "
+                         f"--models without it (e.g. --models best)")  # fmt: skip
     stages: dict[str, str] = {}
     if not ranks.is_primary():  # a training process Lightning started: rank 0 has made the data already
         store = _store_of_rank_zero(sources, out, aliases) if sources else open_store(out / "keypoints")
-        store, learn_from = _answer_and_learn(store, where, extra_glosses)
+        store, learn_from = answer_and_learn(store, where, extra_glosses)
         chosen, _ = job_split(store if learn_from is None else learn_from, out, split, seed, force, write=False)
         _train_and_evaluate(store, out, jobs, chosen, force, log, learn_from=learn_from, where=where)  # raises SecondaryRank
     out.mkdir(parents=True, exist_ok=True)
@@ -293,7 +288,7 @@ def run(
         store = open_store(out / "keypoints")
     else:
         store, stages["keypoints"] = keypoint_store(sources, out, aliases, progress, log)
-    store, learn_from = _answer_and_learn(store, where, extra_glosses)
+    store, learn_from = answer_and_learn(store, where, extra_glosses)
     chosen, stages["split"] = job_split(store if learn_from is None else learn_from, out, split, seed, force)
     log(chosen.describe(store if learn_from is None else learn_from))
     rows, evaluations, _, trained = _train_and_evaluate(store, out, jobs, chosen, force, log, learn_from=learn_from,

@@ -135,6 +135,22 @@ def filter_store(store: KeypointStore, where: Iterable[str] | str | None) -> Key
     return view
 
 
+def answer_and_learn(store: KeypointStore, where: Iterable[str] | str | None,
+                     extra_glosses: bool) -> tuple[KeypointStore, KeypointStore | None]:  # fmt: skip
+    """The clips `where` keeps (what a model answers among and is scored on) and, with `extra_glosses` when the
+    filter leaves glosses out, what the model learns from: those clips and every clip of the glosses it leaves
+    out (a clip of a kept gloss that the filter drops, say another signer's, stays out); None otherwise."""
+    kept = filter_store(store, where)
+    if not extra_glosses:
+        return kept, None
+    if not where:
+        raise ValueError("extra glosses need a filter (--where) to say which glosses the model answers among")
+    glosses, keep = set(kept.glosses), parse_where(where)
+    if glosses == set(store.glosses):
+        return kept, None
+    return kept, store.select(lambda c: c.gloss not in glosses or keep(c))  # type: ignore[misc]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Specs
 

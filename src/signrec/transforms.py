@@ -284,18 +284,26 @@ def level_aspect(frames: np.ndarray) -> np.ndarray:
     same body looks taller in a landscape video than in a portrait one (1.6x between the webcam and the phone
     recordings here). y is scaled about the body centre so that the nose sits HEAD_HEIGHT shoulder widths above
     the shoulders (medians over the frames with a pose); without a pose, nothing changes."""
+    k = aspect_factor(frames)
+    if k is None:
+        return frames
+    centre, _ = body_frame(frames)
+    return _affine_xy(frames, lambda xy: np.stack([xy[..., 0], centre[1] + (xy[..., 1] - centre[1]) * k], axis=-1))
+
+
+def aspect_factor(frames: np.ndarray) -> np.float32 | None:
+    """What y must be multiplied by for the nose to sit HEAD_HEIGHT shoulder widths above the shoulders (medians
+    over the frames with a pose): the camera's aspect ratio, undone; None without a usable pose."""
     pose = layout.part(frames, "pose")
     has_pose = np.any(pose != 0, axis=(1, 2))
     if not has_pose.any():
-        return frames
+        return None
     p = pose[has_pose]
     width = np.median(np.abs(p[:, layout.POSE_LEFT_SHOULDER, 0] - p[:, layout.POSE_RIGHT_SHOULDER, 0]))
     height = np.median((p[:, layout.POSE_LEFT_SHOULDER, 1] + p[:, layout.POSE_RIGHT_SHOULDER, 1]) / 2 - p[:, layout.POSE_NOSE, 1])
     if width < 1e-6 or height < 1e-6:
-        return frames
-    centre, _ = body_frame(frames)
-    k = np.float32(HEAD_HEIGHT * width / height)
-    return _affine_xy(frames, lambda xy: np.stack([xy[..., 0], centre[1] + (xy[..., 1] - centre[1]) * k], axis=-1))
+        return None
+    return np.float32(HEAD_HEIGHT * width / height)
 
 
 def normalize_body(frames: np.ndarray) -> np.ndarray:
@@ -485,41 +493,47 @@ def drop_hand_span(frames: np.ndarray, rng: np.random.Generator, low: float = 0.
 
 ARM_REST = {13: (0.05, 0.8), 15: (0.05, 1.5), 17: (0.05, 1.7), 19: (0.05, 1.75), 21: (0.05, 1.65)}  # left arm
 # (elbow, wrist, pinky, index, thumb): where they hang relative to the shoulder, in shoulder widths (x outward, y down)
+# on a body of level aspect (`aspect_factor`); the right arm's points are these + 1
 
 
 def weaker_hand(frames: np.ndarray) -> str | None:
-    """Of two hands both found in the clip, the one whose wrist travels less (the passive or mirroring hand of a
-    two-handed sign); None when fewer than two hands were found."""
-    paths = {}
+    """Of two hands both found in the clip, the one whose wrist moves less from frame to frame (mean speed over
+    the consecutive frames that have it, so a hand found in fewer frames is not taken for the still one): the
+    passive or mirroring hand of a two-handed sign. None when fewer than two hands were found."""
+    speeds = {}
     for name in ("left_hand", "right_hand"):
-        wrist = layout.part(frames, name)[:, 0, :2]
-        found = np.any(layout.part(frames, name) != 0, axis=(1, 2))
+        hand = layout.part(frames, name)
+        found = np.any(hand != 0, axis=(1, 2))
         if not found.any():
             return None
-        paths[name] = float(np.linalg.norm(np.diff(wrist[found], axis=0), axis=1).sum())
-    return min(paths, key=lambda n: (paths[n], n))
+        both = found[1:] & found[:-1]
+        steps = np.linalg.norm(np.diff(hand[:, 0, :2], axis=0), axis=1)[both]
+        speeds[name] = float(steps.mean()) if len(steps) else 0.0
+    return min(speeds, key=lambda n: (speeds[n], n))
 
 
 def sign_one_handed(frames: np.ndarray, name: str) -> np.ndarray:
     """The one-handed form of a two-handed sign, as many people sign it ("weak drop"): hand `name` is removed
     from every frame and, where there is a pose, its arm hangs at the side (elbow, wrist and finger points put
-    ARM_REST below the shoulder)."""
+    ARM_REST below the shoulder, in the body's proportions whatever the camera's aspect ratio)."""
     out = np.array(frames, dtype=np.float32, copy=True)
     out[:, layout.COMPONENTS[name].slice] = 0.0
     pose = layout.part(out, "pose")
     has_pose = np.any(pose != 0, axis=(1, 2))
     if has_pose.any():
+        k = aspect_factor(frames) or np.float32(1.0)
+        level = np.array([1.0, k], np.float32)  # image x, y -> a body of level aspect, and back by dividing
         left = name == "left_hand"
         shoulder = layout.POSE_LEFT_SHOULDER if left else layout.POSE_RIGHT_SHOULDER
         other = layout.POSE_RIGHT_SHOULDER if left else layout.POSE_LEFT_SHOULDER
-        width = pose[has_pose, shoulder, :2] - pose[has_pose, other, :2]  # from the other shoulder outwards
+        width = (pose[has_pose, shoulder, :2] - pose[has_pose, other, :2]) * level  # from the other shoulder out
         size = np.linalg.norm(width, axis=1, keepdims=True)
         outward = width / np.maximum(size, 1e-6)
         down = np.stack([-outward[:, 1], outward[:, 0]], axis=1)
         down = np.where(down[:, 1:] < 0, -down, down)  # image y grows downwards
         for point, (x, y) in ARM_REST.items():
             p = point if left else point + 1
-            pose[has_pose, p, :2] = pose[has_pose, shoulder, :2] + size * (x * outward + y * down)
+            pose[has_pose, p, :2] = pose[has_pose, shoulder, :2] + size * (x * outward + y * down) / level
     return out
 
 
@@ -582,7 +596,10 @@ class Augment:
         return frames
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if not self.one_hand:  # added later: left out when off, so runs made before it keep their fingerprints
+            del out["one_hand"]
+        return out
 
     @classmethod
     def off(cls) -> Augment:

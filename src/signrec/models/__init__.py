@@ -62,6 +62,8 @@ def keep_classes(net: nn.Module, name: str, config: Any, keep: list[int]) -> tup
         raise ValueError(f"keep the classes of each member of a {name!r}, not of the whole")
     if not keep or len(set(keep)) != len(keep) or not all(0 <= k < config.num_classes for k in keep):
         raise ValueError(f"keep must name distinct classes of the {config.num_classes}, got {keep}")
+    if len(keep) == config.num_classes:  # the class-sized weights are found by their changed shape
+        raise ValueError(f"keep fewer classes than the model's {config.num_classes}, got {len(keep)}")
     new_config = replace(config, num_classes=len(keep))
     new = build_model(name, new_config)
     target, rows = new.state_dict(), torch.as_tensor(keep)

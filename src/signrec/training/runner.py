@@ -24,7 +24,7 @@ from ..checkpoint import KERAS_NAME, TORCH_NAME, Card, save_keras, save_torch
 from ..io import atomic_write_json
 from ..models import build_model, keep_classes, make_config
 from ..presets import Recipe
-from ..splits import SPLIT_NAME, Split, filter_store, make_split
+from ..splits import SPLIT_NAME, Split, answer_and_learn, make_split
 from ..store import KeypointStore, open_store
 from . import ranks
 from .config import TrainConfig
@@ -139,6 +139,10 @@ def check_run_folder(out: Path, fp: dict, force: bool) -> str:
     return "new"
 
 
+def _number(x: object) -> float:
+    return float("nan") if x is None else float(x)  # type: ignore[arg-type]
+
+
 def _result_from(run: dict) -> TrainResult:
     fields = {k: v for k, v in run.items() if k in TrainResult.__dataclass_fields__}
     fields["fingerprint"] = run.get("fingerprint", {}).get("id", "")
@@ -185,16 +189,16 @@ def train(
     if framework == "keras" and recipe.model != "lstm":
         raise ValueError(f"the Keras baseline is the reference LSTM only; model {recipe.model!r} needs --framework torch")
     out = Path(out)
-    full = open_store(data)
-    store = filter_store(full, where)
+    if extra_glosses and framework != "torch":
+        raise ValueError("extra glosses are for --framework torch")
+    store, learn_from = answer_and_learn(open_store(data), where, extra_glosses)
     answers = None
-    if extra_glosses:
-        if framework != "torch":
-            raise ValueError("extra glosses are for --framework torch")
-        if set(store.glosses) != set(full.glosses):
-            answers, store = store.glosses, full
-            log(f"learning from all {len(full.glosses)} glosses of {full.root}; the model answers among the "
-                f"{len(answers)} that {where} keeps")  # fmt: skip
+    if learn_from is not None:
+        answers, store = store.glosses, learn_from
+        log(f"learning from {len(store)} clips of {len(store.glosses)} glosses of {store.root}; the model answers "
+            f"among the {len(answers)} that {where} keeps")  # fmt: skip
+    elif extra_glosses:
+        log(f"no extra glosses: {where} keeps every gloss of {store.root}")
     labels = store.glosses
     if len(labels) < 2:
         raise ValueError(f"{store.root}: need at least two glosses to train a classifier, found {labels}")
@@ -207,6 +211,9 @@ def train(
         raise ValueError("an ensemble is trained member by member in one process with --framework torch; train "
                          "members on several devices with --seed N runs of their own")  # fmt: skip
     chosen = split if isinstance(split, Split) else make_split(store, split, config.seed)
+    if answers and not any(c.gloss in set(answers) for c in store.subset(chosen.val)):
+        raise ValueError(f"{store.root}: the split {chosen.how} has no validation clip of the glosses the model "
+                         f"answers among ({', '.join(answers[:5])}...), so nothing could choose or calibrate it")  # fmt: skip
     fp = fingerprint(framework, recipe, store, chosen, answers)
     if primary:
         state = check_run_folder(out, fp, force)
@@ -278,7 +285,7 @@ def train(
     result = TrainResult(
         run=str(out), checkpoint=str(ckpt), framework=framework, model=recipe.model, parameters=count_parameters(net),
         epochs=summary["epochs"], best_epoch=summary["best_epoch"], seconds_per_epoch=summary["seconds_per_epoch"],
-        seconds=seconds, val_acc=float(card.training.get("val_acc") or float("nan")), split=chosen.how,
+        seconds=seconds, val_acc=_number(card.training.get("val_acc")), split=chosen.how,
         stopped=summary["stopped"], status=card.training["status"], fingerprint=fp["id"],
         threads=summary.get("threads", {}),
     )  # fmt: skip
@@ -314,10 +321,10 @@ def _train_ensemble(store: KeypointStore, out: Path, recipe: Recipe, chosen: Spl
     net = Ensemble.of([n for n, _ in nets], first.model, first.model_config)
     members = [{"seed": config.seed + i, "run": r.run, "val_acc": r.val_acc, "epochs": r.epochs,
                 "best_epoch": r.best_epoch} for i, r in enumerate(results)]  # fmt: skip
+    own = {k: v for k, v in first.training.items() if k != "val_acc_all_glosses"}  # a member's, not the ensemble's
     card = Card(framework="torch", model="ensemble", model_config=asdict(net.config), labels=first.labels,
                 preprocess=first.preprocess,
-                training={**first.training, **config.to_dict(), "where": where, "members": members,
-                          "status": "finished"})  # fmt: skip
+                training={**own, **config.to_dict(), "where": where, "members": members, "status": "finished"})  # fmt: skip
     val = [c for c in store.subset(chosen.val) if c.gloss in set(first.labels)]
     probs, y = validation_probs(net, card, "torch", store, val)
     card.training["val_acc"] = float((probs.argmax(1) == y).mean())

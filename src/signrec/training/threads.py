@@ -143,11 +143,12 @@ def _measure(model: Any, batch: tuple, loss_fn: Callable, data: float, n: int, p
     workers = 0
     long_enough = planned_steps is None or data * planned_steps > 3 * WORKER_START_SECONDS
     if n > 1 and data > 0 and long_enough:
-        beside = str(n - 1)
-        if beside not in measured:
-            measured[beside] = _time_steps(step, n - 1)
+        if str(n - 1) not in measured:
+            measured[str(n - 1)] = _time_steps(step, n - 1, give_up_after=1.5 * measured["1"])
+        threads = int(min(measured, key=measured.get))  # in place, with every count measured
+        beside = min((t for t in measured if int(t) < n), key=lambda t: max(measured[t], data))  # one core fewer
         in_place, with_worker = measured[str(threads)] + data, max(measured[beside], data)
         if with_worker < in_place and data >= 0.5 * measured[beside] and can_spawn():
-            threads, workers = n - 1, 1
+            threads, workers = int(beside), 1
     torch.set_num_threads(threads)
     return ThreadChoice(threads, workers, measured, data)
