@@ -358,9 +358,10 @@ def test_an_ensemble_averages_its_members_and_is_one_model_everywhere(data_dir, 
 
 def test_a_two_handed_sign_can_be_signed_with_one_hand(data_dir):
     """Issue 15: the five webcam signers sign thanks with both hands, GISLR's 21 with one, and a model that learnt
-    "two hands means thanks" called one-handed thanks hello. `one_hand` trains on the one-handed form: the hand
-    that moves less is gone from every frame and its arm hangs at the side; one-handed clips are left alone."""
-    from signrec.transforms import sign_one_handed, weaker_hand
+    "two hands means thanks" called one-handed thanks hello. `one_hand` trains on the one-handed form of symmetric
+    two-handed signs: the hand that moves less is gone from every frame and its arm hangs at the side; other clips
+    are left alone."""
+    from signrec.transforms import sign_one_handed, symmetric_weaker_hand, weaker_hand
 
     clip = np.load(data_dir / "keypoints" / "webcam" / "ilkerdemir-s" / "thanks" / "008.npy")
     present = layout.presence(clip)
@@ -376,6 +377,11 @@ def test_a_two_handed_sign_can_be_signed_with_one_hand(data_dir):
     few[:, RIGHT] = np.where(clip[:, RIGHT] != 0, clip[8, RIGHT], 0)
     few[:, RIGHT] += np.random.default_rng(0).normal(0, 0.002, few[:, RIGHT].shape) * (few[:, RIGHT] != 0)
     assert weaker_hand(few) == "right_hand"
+    # only symmetric two-handed signs are made with one hand: both hands moving alike, as in thanks; not a resting
+    # hand seen now and then, nor a still base hand that the other acts on (dropping it makes another sign)
+    assert symmetric_weaker_hand(clip) in ("left_hand", "right_hand")
+    assert symmetric_weaker_hand(few) is None
+    assert symmetric_weaker_hand(held) is None  # the right hand held still (the loop's last case)
     out = sign_one_handed(clip, "left_hand")
     assert not out[:, LEFT].any() and np.array_equal(out[:, RIGHT], clip[:, RIGHT])
     np.testing.assert_array_equal(out[:, FACE], clip[:, FACE])

@@ -496,11 +496,21 @@ ARM_REST = {13: (0.05, 0.8), 15: (0.05, 1.5), 17: (0.05, 1.7), 19: (0.05, 1.75),
 # on a body of level aspect (`aspect_factor`); the right arm's points are these + 1
 
 
+SYMMETRIC_PRESENCE, SYMMETRIC_SPEED = 0.5, 0.5
+
+
 def weaker_hand(frames: np.ndarray) -> str | None:
     """Of two hands both found in the clip, the one whose wrist moves less from frame to frame (mean speed over
     the consecutive frames that have it, so a hand found in fewer frames is not taken for the still one): the
     passive or mirroring hand of a two-handed sign. None when fewer than two hands were found."""
-    speeds = {}
+    speeds = _wrist_speeds(frames)
+    return None if speeds is None else min(speeds, key=lambda n: (speeds[n][0], n))
+
+
+def _wrist_speeds(frames: np.ndarray) -> dict[str, tuple[float, float]] | None:
+    """Per hand: mean wrist speed over consecutive frames that have it, and the share of frames it was found in;
+    None unless both hands were found."""
+    out = {}
     for name in ("left_hand", "right_hand"):
         hand = layout.part(frames, name)
         found = np.any(hand != 0, axis=(1, 2))
@@ -508,8 +518,22 @@ def weaker_hand(frames: np.ndarray) -> str | None:
             return None
         both = found[1:] & found[:-1]
         steps = np.linalg.norm(np.diff(hand[:, 0, :2], axis=0), axis=1)[both]
-        speeds[name] = float(steps.mean()) if len(steps) else 0.0
-    return min(speeds, key=lambda n: (speeds[n], n))
+        out[name] = (float(steps.mean()) if len(steps) else 0.0, float(found.mean()))
+    return out
+
+
+def symmetric_weaker_hand(frames: np.ndarray) -> str | None:
+    """The weaker hand of a symmetric two-handed sign, the kind people most often make with one hand (both hands
+    found in at least SYMMETRIC_PRESENCE of the frames and moving alike: the slower at least SYMMETRIC_SPEED times
+    as fast as the other); None for a one-handed clip, a resting hand seen now and then, or a still base hand that
+    the other hand acts on (dropping that would make another sign)."""
+    speeds = _wrist_speeds(frames)
+    if speeds is None or min(found for _, found in speeds.values()) < SYMMETRIC_PRESENCE:
+        return None
+    slow, fast = sorted(s for s, _ in speeds.values())
+    if fast <= 0 or slow < SYMMETRIC_SPEED * fast:
+        return None
+    return weaker_hand(frames)
 
 
 def sign_one_handed(frames: np.ndarray, name: str) -> np.ndarray:
@@ -559,14 +583,14 @@ class Augment:
     drop: float = 0.1  # probability of dropping each frame
     crop: float = 0.0  # half the time, a window of 1 - crop to all of the clip is kept (a late start, an early stop)
     hand_drop: float = 0.0  # probability of losing one hand for 20-60% of the clip
-    one_hand: float = 0.0  # probability of signing a two-handed clip with one hand (the less moving one dropped)
+    one_hand: float = 0.0  # probability of making a symmetric two-handed sign with one hand (the slower one dropped)
     no_visibility: float = 0.0  # probability of zeroing the pose visibility values
     jitter: float = 0.0  # standard deviation of noise added to x, y of every present point
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.mirror and rng.random() < self.mirror:
             frames = mirror(frames)
-        if self.one_hand and rng.random() < self.one_hand and (weak := weaker_hand(frames)) is not None:
+        if self.one_hand and rng.random() < self.one_hand and (weak := symmetric_weaker_hand(frames)) is not None:
             frames = sign_one_handed(frames, weak)
         if self.arms:
             frames = move_arms(frames, {h: 1 + rng.uniform(-self.arms, self.arms) for h in ("left_hand", "right_hand")})
