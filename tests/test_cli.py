@@ -90,3 +90,8 @@ def test_every_switch_of_the_best_recipe_reaches_it():
     assert default.preprocess.trim and default.preprocess.hand_shape and default.config.ema > 0
     with pytest.raises(Exception, match="--drop-path is an option of the convformer"):
         _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--drop-path", "0.1"]))
+    assert default.augment.one_hand == 0.5
+    more = _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--recipe", "best", "--one-hand", "0.8"]))
+    assert more.augment.one_hand == 0.8 and more.augment.mirror == default.augment.mirror
+    with pytest.raises(Exception, match="a probability"):
+        _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--recipe", "best", "--one-hand", "2"]))

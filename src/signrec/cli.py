@@ -338,6 +338,9 @@ def _switches(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fill-gaps", type=int, help="interpolate hands lost for at most this many frames in a row")
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="mirror (hands swapped), rotation/scale, time stretch, dropped frames")
+    g.add_argument("--one-hand", type=float, metavar="P",
+                   help="how often a symmetric two-handed clip is made one-handed (best recipe: 0.5; 0.8 scored "
+                   "higher on new webcam signers, unmeasured on WLASL: BENCHMARKS.md)")  # fmt: skip
     g.add_argument("--optimizer", choices=["adam", "adamw"])
     g.add_argument("--schedule", choices=["none", "cosine"], help="learning-rate schedule")
     g.add_argument("--weight-decay", type=float)
@@ -373,6 +376,12 @@ def _recipe(args: argparse.Namespace):
               if getattr(args, k, None) is not None}  # fmt: skip
     config.update(seed=args.seed, progress=not args.no_progress)
     augment = r.augment if args.augment is None else ((r.augment or Augment()) if args.augment else None)
+    if getattr(args, "one_hand", None) is not None:
+        if not 0 <= args.one_hand <= 1:
+            raise UsageError(f"--one-hand {args.one_hand}: a probability, from 0 to 1")
+        if augment is None:
+            raise UsageError("--one-hand is an augmentation; this recipe trains without (add --augment)")
+        augment = replace(augment, one_hand=args.one_hand)
     model = args.model or r.model
     options = dict(r.model_options) if model == r.model else {}
     if getattr(args, "drop_path", None) is not None:
