@@ -284,6 +284,11 @@ def _data_args(p: argparse.ArgumentParser, extra: bool = True) -> None:
                        "learnt from all of WLASL300")  # fmt: skip
 
 
+def _check_extra_glosses(args: argparse.Namespace) -> None:
+    if args.extra_glosses and not args.where:
+        raise UsageError("--extra-glosses: give --where to say which glosses the model answers among")
+
+
 def _training_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--max-epochs", type=positive(int), help="upper bound on epochs (default: the recipe's)")
@@ -425,8 +430,7 @@ def _train(p: argparse.ArgumentParser) -> None:
             raise UsageError("--devices/--num-nodes: the Keras baseline trains in one process; use --framework torch")
         from .training.runner import train
 
-        if args.extra_glosses and not args.where:
-            raise UsageError("--extra-glosses: give --where to say which glosses the model answers among")
+        _check_extra_glosses(args)
         r = _recipe(args)
         res = train(args.data, args.out, r, args.framework, args.split, args.where, args.force,
                     extra_glosses=args.extra_glosses)  # fmt: skip
@@ -516,8 +520,7 @@ def _run(p: argparse.ArgumentParser) -> None:
         if bad or not models:
             raise UsageError(f"--models {args.models}: unknown {', '.join(bad) or 'none given'}; known: {', '.join(RUN_MODELS)}")
         names = aliases(args.alias)
-        if args.extra_glosses and not args.where:
-            raise UsageError("--extra-glosses: give --where to say which glosses the models answer among")
+        _check_extra_glosses(args)
         from .pipeline import run as run_job
 
         s = run_job(args.out, videos=args.videos, keypoints=args.keypoints,

@@ -51,8 +51,9 @@ def best() -> Recipe:
     """Convolution + transformer (with stochastic depth) on compact features: relative to the body with the
     camera's aspect ratio undone (to the hands when there is no body), hand shape (joints relative to the wrist,
     distances between joints), motion and presence flags; clips trimmed to the hands, short hand dropouts filled;
-    training data varied as people and cameras vary, two-handed signs also made with one hand (BEST_AUGMENT); AdamW with weight decay, label smoothing, a
-    cosine schedule and a moving average of the weights."""
+    training data varied as people and cameras vary, symmetric two-handed signs also made with one hand
+    (BEST_AUGMENT); AdamW with weight decay, label smoothing, a cosine schedule and a moving average of the
+    weights."""
     return Recipe(
         "best (convformer)", "convformer", {"dim": 128, "drop_path": 0.2},
         BEST_PREPROCESS,

@@ -504,7 +504,11 @@ def weaker_hand(frames: np.ndarray) -> str | None:
     the consecutive frames that have it, so a hand found in fewer frames is not taken for the still one): the
     passive or mirroring hand of a two-handed sign. None when fewer than two hands were found."""
     speeds = _wrist_speeds(frames)
-    return None if speeds is None else min(speeds, key=lambda n: (speeds[n][0], n))
+    return None if speeds is None else _slower(speeds)
+
+
+def _slower(speeds: dict[str, tuple[float, float]]) -> str:
+    return min(speeds, key=lambda n: (speeds[n][0], n))
 
 
 def _wrist_speeds(frames: np.ndarray) -> dict[str, tuple[float, float]] | None:
@@ -533,7 +537,7 @@ def symmetric_weaker_hand(frames: np.ndarray) -> str | None:
     slow, fast = sorted(s for s, _ in speeds.values())
     if fast <= 0 or slow < SYMMETRIC_SPEED * fast:
         return None
-    return weaker_hand(frames)
+    return _slower(speeds)
 
 
 def sign_one_handed(frames: np.ndarray, name: str) -> np.ndarray:

@@ -211,7 +211,7 @@ def train(
         raise ValueError("an ensemble is trained member by member in one process with --framework torch; train "
                          "members on several devices with --seed N runs of their own")  # fmt: skip
     chosen = split if isinstance(split, Split) else make_split(store, split, config.seed)
-    if answers and not any(c.gloss in set(answers) for c in store.subset(chosen.val)):
+    if answers and not any(c.gloss in answers for c in store.subset(chosen.val)):
         raise ValueError(f"{store.root}: the split {chosen.how} has no validation clip of the glosses the model "
                          f"answers among ({', '.join(answers[:5])}...), so nothing could choose or calibrate it")  # fmt: skip
     fp = fingerprint(framework, recipe, store, chosen, answers)
@@ -268,7 +268,8 @@ def train(
     if answers:  # the answers' rows of the output layer; validation on their clips
         net, model_config = keep_classes(net, recipe.model, model_config, [labels.index(g) for g in answers])
         learnt = {"learnt_glosses": len(labels), "val_acc_all_glosses": best.get("val_acc")}
-        labels, val_clips = answers, [c for c in val_clips if c.gloss in set(answers)]
+        kept = set(answers)
+        labels, val_clips = answers, [c for c in val_clips if c.gloss in kept]
     card = Card(
         framework=framework, model=recipe.model, model_config=asdict(model_config), labels=labels,
         preprocess=pre.to_dict(),
@@ -325,7 +326,8 @@ def _train_ensemble(store: KeypointStore, out: Path, recipe: Recipe, chosen: Spl
     card = Card(framework="torch", model="ensemble", model_config=asdict(net.config), labels=first.labels,
                 preprocess=first.preprocess,
                 training={**own, **config.to_dict(), "where": where, "members": members, "status": "finished"})  # fmt: skip
-    val = [c for c in store.subset(chosen.val) if c.gloss in set(first.labels)]
+    known = set(first.labels)
+    val = [c for c in store.subset(chosen.val) if c.gloss in known]
     probs, y = validation_probs(net, card, "torch", store, val)
     card.training["val_acc"] = float((probs.argmax(1) == y).mean())
     card.calibration = calibrate(probs, y).to_dict()
