@@ -42,6 +42,25 @@ def test_temperature_scaling_fixes_overconfidence_without_changing_the_answers()
     assert after.max(1).mean() == pytest.approx(0.7, abs=0.03)  # confidence now matches accuracy
 
 
+def test_a_validation_set_without_a_mistake_does_not_make_the_model_certain():
+    """14 validation clips all right, at raw confidences of 0.4-0.6 (a young model on an easy signer). The
+    likelihood alone is best at T -> 0, which made every answer ~100% sure on 14 clips (CI: a 2-epoch model said
+    hello at p >= 0.999). Fourteen right of fourteen supports about 15/16 = 94%, not certainty."""
+    rng = np.random.default_rng(0)
+    n, classes = 14, 3
+    y = np.arange(n) % classes
+    probs = rng.uniform(0.2, 0.3, (n, classes))
+    probs[np.arange(n), y] = rng.uniform(0.4, 0.6, n)
+    probs /= probs.sum(1, keepdims=True)
+    after = with_temperature(probs, fit_temperature(probs, y))
+    assert (after.argmax(1) == y).all()
+    assert after.max(1).mean() == pytest.approx((n + 1) / (n + 2), abs=0.02)
+    # one mistake in 14 is not certainty either, and lowers the confidence further
+    y_wrong = y.copy()
+    y_wrong[0] = (y[0] + 1) % classes
+    assert with_temperature(probs, fit_temperature(probs, y_wrong)).max(1).mean() < after.max(1).mean()
+
+
 def test_the_threshold_is_the_lowest_that_keeps_the_answered_accurate():
     probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4], [0.55, 0.45]])
     y = np.array([0, 0, 0, 1, 0])  # the 0.6 one is wrong

@@ -352,3 +352,45 @@ def test_the_data_and_the_random_state_do_not_depend_on_where_batches_are_made(w
     before = torch.get_rng_state()
     thread_choice.choose(model, batch, torch.nn.functional.cross_entropy)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_the_resume_point_is_the_last_epoch_even_when_validation_stopped_improving(webcam_signer, tmp_path, monkeypatch):
+    """Lightning 2.6 writes `last.ckpt` only when the monitored metric improves, so a run whose validation loss
+    stopped improving resumed from its best epoch and trained again the epochs after it (CI: history rows 1, 2,
+    3, 4, 2, 3, ...). The resume point must be the last finished epoch."""
+    import torch
+
+    from signrec.training import lightning as lit
+
+    def rising(self, batch, batch_idx):  # validation loss 1, 2, 3, ...: only the first epoch is the best
+        loss, acc = self.metrics["val_loss"], self.metrics["val_acc"]
+        loss.update(torch.tensor(float(self.current_epoch + 1)), weight=len(batch[2]))
+        acc.update(torch.zeros(len(batch[2])))
+        self.log("val_loss", loss, on_step=False, on_epoch=True)
+        self.log("val_acc", acc, on_step=False, on_epoch=True)
+
+    monkeypatch.setattr(lit.LitClassifier, "validation_step", rising)
+    out = tmp_path / "run"
+    r = train(webcam_signer, out, quick(reference(), max_epochs=4, patience=10, threads=1))
+    assert (r.epochs, r.best_epoch) == (4, 1)
+    last = torch.load(out / "lightning" / lit.LAST_CKPT, map_location="cpu", weights_only=True)
+    assert last["epoch"] + 1 == 4  # Lightning counts epochs from 0
+    assert not list((out / "lightning").glob("*.tmp"))  # written whole, then renamed
+
+
+@pytest.mark.parametrize("recipe", [reference, best])
+def test_the_same_seed_trains_the_same_model(webcam_signer, tmp_path, recipe):
+    """The weights were initialised before the seed was set, from whatever the random state was: the same command
+    trained a different model each time (two runs of 2 epochs gave hello 0.43 and 0.33 on the same clip)."""
+    import torch
+
+    config = quick(recipe(), max_epochs=2, threads=1)
+    torch.manual_seed(123)  # the random state a caller left behind may not matter
+    a = train(webcam_signer, tmp_path / "a", config)
+    torch.rand(1000)
+    b = train(webcam_signer, tmp_path / "b", config)
+    clip = np.load(webcam_signer / "hello" / "000.npy")
+    pa, pb = (load_predictor(r.run).predict_proba([clip], calibrated=False) for r in (a, b))
+    np.testing.assert_allclose(pa, pb, atol=1e-6)
+    other = train(webcam_signer, tmp_path / "c", quick(recipe(), max_epochs=2, threads=1, seed=1))
+    assert not np.allclose(load_predictor(other.run).predict_proba([clip], calibrated=False), pa, atol=1e-4)

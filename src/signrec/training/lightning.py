@@ -132,13 +132,50 @@ class _Record(L.Callback):
         self.history = history
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: LitClassifier) -> None:
-        if not trainer.is_global_zero:
+        if not trainer.is_global_zero or not _epoch_complete(trainer):
             return
         m = trainer.callback_metrics
         value = lambda k: float(m[k]) if k in m else None
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
         self.history.epoch(trainer.current_epoch + 1, train_loss=value("train_loss"), train_acc=value("train_acc"),
                            val_loss=value("val_loss"), val_acc=value("val_acc"), lr=lr)  # fmt: skip
+
+
+def _epoch_complete(trainer: L.Trainer) -> bool:
+    """Whether the epoch now validated ran all its batches. A signal or the time cap stops training after the
+    current batch, and Lightning then validates the part-epoch; signrec keeps only whole epochs (in the history,
+    the best model and the resume point), so that a resumed run goes on with the next epoch and its history,
+    early stopping and best model read as those of a run that was never stopped. A stop costs at most the
+    batches of one epoch."""
+    return bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
+
+
+class _BestCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
+    """The best model by validation loss, judged on whole epochs only."""
+
+    def on_validation_end(self, trainer: L.Trainer, module: LitClassifier) -> None:
+        if _epoch_complete(trainer):
+            super().on_validation_end(trainer, module)
+
+
+class _ResumePoint(L.pytorch.callbacks.Checkpoint):
+    """`last.ckpt` after every whole epoch, written under a temporary name and then renamed.
+
+    Lightning's own `save_last` (2.6) writes it only when the monitored metric improved, so a run whose
+    validation loss had stopped improving resumed from its best epoch and trained the epochs after it again.
+    It is written at the end of the epoch (after validation, the best model and early stopping's count), the
+    point from which Lightning resumes with the next epoch."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: LitClassifier) -> None:
+        if not _epoch_complete(trainer):
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        trainer.save_checkpoint(tmp)  # every process takes part; rank 0 writes
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
 
 
 class _GracefulStop(L.Callback):
@@ -289,6 +326,12 @@ def _ema(decay: float) -> L.Callback:
     return EMA(use_buffers=True, avg_fn=functools.partial(_ema_update, decay))
 
 
+def seed(value: int) -> None:
+    """Python's, numpy's and torch's random state from `value`: called before a model is built (its initial
+    weights) and again when training starts (the data order and augmentation)."""
+    L.seed_everything(value, workers=True, verbose=False)
+
+
 def fit(
     model: nn.Module,
     store: KeypointStore,
@@ -309,7 +352,7 @@ def fit(
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no banners; our lines say enough
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*(LeafSpec|does not have many workers|sync_dist|Checkpoint directory).*")
-    L.seed_everything(config.seed, workers=True, verbose=False)
+    seed(config.seed)
     loss = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     train_dl, _ = loaders(store, train, val, preprocess, augment, config, padding, fixed_frames)
     probe_batch = next(iter(train_dl))
@@ -328,8 +371,8 @@ def fit(
     resume = resume and last.exists()
     history = History(out / "history.csv", config.max_epochs, config.patience, config.progress,
                       desc="train", max_minutes=config.max_minutes, resume=resume)  # fmt: skip
-    best_ckpt = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
-                                                    save_top_k=1, save_last=True, enable_version_counter=False)  # fmt: skip
+    best_ckpt = _BestCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
+                                                    save_top_k=1, save_last=False, enable_version_counter=False)  # fmt: skip
     stop = L.pytorch.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=config.patience)
     graceful = _GracefulStop()
     averaging = [_ema(config.ema)] if config.ema else []
@@ -341,7 +384,7 @@ def fit(
     trainer = L.Trainer(
         max_epochs=config.max_epochs, accelerator="auto", devices=config.devices, strategy=config.strategy,
         num_nodes=config.num_nodes, logger=loggers or False, use_distributed_sampler=False,
-        callbacks=[*averaging, best_ckpt, stop, graceful, _Record(history)], enable_progress_bar=False,
+        callbacks=[*averaging, best_ckpt, _ResumePoint(last), stop, graceful, _Record(history)], enable_progress_bar=False,
         enable_model_summary=False, log_every_n_steps=1, deterministic=False, num_sanity_val_steps=0,
         gradient_clip_val=config.grad_clip or None,
         max_time={"minutes": config.max_minutes} if config.max_minutes else None,

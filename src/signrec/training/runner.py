@@ -247,9 +247,10 @@ def train(
     t0 = time.perf_counter()
     train_xy, val_xy = (train_clips, targets(train_clips)), (val_clips, targets(val_clips))
     if framework == "torch":
-        from .lightning import fit
+        from .lightning import fit, seed
 
         fixed = pre.max_frames if getattr(model_config, "read", "") == "final" else None
+        seed(config.seed)  # the initial weights are the seed's, not whatever the random state was
         net, history, summary = fit(build_model(recipe.model, model_config), store, train_xy, val_xy, config, out, pre,
                                     recipe.augment, pre.padding, fixed, resume=state == "resume")  # fmt: skip
         if summary["rank"] != 0:
