@@ -72,6 +72,8 @@ ABLATIONS = {
     "best-no-one-hand": lambda: replace(best(), augment=replace(BEST_AUGMENT, one_hand=0.0)),
     # ... and more often (0.8 of the symmetric two-handed clips instead of 0.5)
     "best-one-hand-0.8": lambda: replace(best(), augment=replace(BEST_AUGMENT, one_hand=0.8)),
+    # x and y only: every z zeroed before the features are made (MediaPipe's z is a one-camera guess)
+    "best-no-depth": lambda: replace(best(), preprocess=replace(BEST_PREPROCESS, depth=False)),
     # three members (seeds 0, 1, 2) averaged
     "best-ens3": lambda: best().with_config(ensemble=3),
 }

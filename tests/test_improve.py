@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -260,6 +261,27 @@ def test_hand_shape_ignores_where_the_hand_is_its_size_and_turn_and_is_zero_with
     np.testing.assert_allclose(got, want, atol=1e-4)
     assert np.isfinite(want).all() and want[hands[:, 0], :42].min() > 0
     assert not want[~hands[:, 0], :42].any() and not want[~hands[:, 1], 42:].any()  # missing hand: zeros
+
+
+def test_without_depth_the_features_do_not_see_z_and_keep_x_y_and_presence(seq):
+    from signrec.presets import BEST_PREPROCESS
+
+    other_z = seq.copy()
+    pose, rest = other_z[:, :132].reshape(len(seq), -1, 4), other_z[:, 132:].reshape(len(seq), -1, 3)
+    pose[..., 2] = np.where(pose[..., 2] != 0, pose[..., 2] * 3 + 0.2, 0)  # another camera's depth guess
+    rest[..., 2] = np.where(rest[..., 2] != 0, -rest[..., 2] + 0.1, 0)
+    flat = replace(BEST_PREPROCESS, depth=False)
+    assert not np.allclose(BEST_PREPROCESS(seq), BEST_PREPROCESS(other_z))  # with depth, z is read
+    np.testing.assert_array_equal(flat(seq), flat(other_z))
+    assert flat(seq).shape == BEST_PREPROCESS(seq).shape  # same inputs, z columns zero
+    xy_only = replace(Preprocess(features="compact", normalize="body", flags=True), depth=False)
+    got, want = xy_only(seq), Preprocess(features="compact", normalize="body", flags=True)(seq)
+    n = len(COMPACT_INDEX)
+    np.testing.assert_array_equal(got[:, : 3 * n].reshape(len(seq), n, 3)[..., :2],
+                                  want[:, : 3 * n].reshape(len(seq), n, 3)[..., :2])  # fmt: skip
+    assert not got[:, : 3 * n].reshape(len(seq), n, 3)[..., 2].any()
+    np.testing.assert_array_equal(got[:, 3 * n :], want[:, 3 * n :])  # presence flags unchanged
+    assert "depth" not in BEST_PREPROCESS.to_dict() and Preprocess.from_dict(flat.to_dict()).depth is False
 
 
 def test_trim_drops_the_frames_before_and_after_the_hands(seq):

@@ -394,3 +394,47 @@ def test_the_same_seed_trains_the_same_model(webcam_signer, tmp_path, recipe):
     np.testing.assert_allclose(pa, pb, atol=1e-6)
     other = train(webcam_signer, tmp_path / "c", quick(recipe(), max_epochs=2, threads=1, seed=1))
     assert not np.allclose(load_predictor(other.run).predict_proba([clip], calibrated=False), pa, atol=1e-4)
+
+
+def test_a_part_epoch_is_not_kept_and_a_resumed_history_is_the_resume_points(webcam_signer, tmp_path, monkeypatch):
+    """A signal stops training after the current batch and Lightning validates the part-epoch; it used to become
+    the best model (and a history row) when it validated better, though a resumed run trains that epoch again.
+    History rows past the resume point (a kill between a row and its checkpoint) are dropped on resume."""
+    import os
+
+    import torch
+
+    from signrec.training import lightning as lit
+    from signrec.training.stop import Interrupted
+
+    def falling(self, batch, batch_idx):  # validation loss 10, 9, 8, ...: each validation is the best so far
+        loss, acc = self.metrics["val_loss"], self.metrics["val_acc"]
+        loss.update(torch.tensor(10.0 - self.current_epoch), weight=len(batch[2]))
+        acc.update(torch.zeros(len(batch[2])))
+        self.log("val_loss", loss, on_step=False, on_epoch=True)
+        self.log("val_acc", acc, on_step=False, on_epoch=True)
+
+    training_step = lit.LitClassifier.training_step
+
+    def stopped_in_epoch_3(self, batch, batch_idx):
+        if self.current_epoch == 2 and batch_idx == 0:
+            os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler would, in the first of the epoch's two batches
+        return training_step(self, batch, batch_idx)
+
+    monkeypatch.setattr(lit.LitClassifier, "validation_step", falling)
+    monkeypatch.setattr(lit.LitClassifier, "training_step", stopped_in_epoch_3)
+    out, config = tmp_path / "run", quick(reference(), max_epochs=4, patience=10, threads=1)
+    with pytest.raises(Interrupted):
+        train(webcam_signer, out, config)
+    load = lambda name: torch.load(out / "lightning" / name, map_location="cpu", weights_only=True)
+    assert load("best.ckpt")["epoch"] == load(lit.LAST_CKPT)["epoch"] == 1  # the second epoch, not the part third
+    assert [int(r["epoch"]) for r in read_csv_rows(out / "history.csv")] == [1, 2]
+    run = json.loads((out / "run.json").read_text())
+    assert (run["status"], run["epochs"], run["best_epoch"]) == ("interrupted", 2, 2)
+    with open(out / "history.csv", "a") as f:  # killed after writing the row of epoch 3, before its checkpoint
+        f.write("3,1.0,0.5,7.0,0.0,0.001,0.2\n")
+    monkeypatch.setattr(lit.LitClassifier, "training_step", training_step)
+    r = train(webcam_signer, out, config)
+    rows = read_csv_rows(out / "history.csv")
+    assert [int(x["epoch"]) for x in rows] == [1, 2, 3, 4] and float(rows[2]["val_loss"]) == 8.0
+    assert (r.epochs, r.best_epoch, r.status) == (4, 4, "finished")

@@ -337,7 +337,8 @@ def _switches(p: argparse.ArgumentParser) -> None:
                        ("hand-shape", "distances between joints of each hand, in hand sizes"),
                        ("motion", "frame differences"), ("flags", "which parts were found, per frame"),
                        ("trim", "drop the frames before the first and after the last hand"),
-                       ("aspect", "undo the camera's aspect ratio (portrait vs landscape) from the body's proportions")):  # fmt: skip
+                       ("aspect", "undo the camera's aspect ratio (portrait vs landscape) from the body's proportions"),
+                       ("depth", "MediaPipe's z (--no-depth: x and y only; z is a one-camera guess)")):  # fmt: skip
         g.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None, help=what)
     g.add_argument("--resample", type=int, help="resample longer sequences to this many frames (0: never)")
     g.add_argument("--fill-gaps", type=int, help="interpolate hands lost for at most this many frames in a row")
@@ -364,7 +365,7 @@ def _recipe(args: argparse.Namespace):
 
     r = recipe(args.recipe, **({"activation": args.activation} if args.recipe == "reference" else {}))
     pre = {k: getattr(args, k) for k in ("features", "normalize", "hand_view", "hand_shape", "motion", "flags",
-                                         "resample", "fill_gaps", "trim", "aspect")
+                                         "resample", "fill_gaps", "trim", "aspect", "depth")
            if getattr(args, k, None) is not None}  # fmt: skip
     if pre.get("resample") == 0:
         pre["resample"] = None

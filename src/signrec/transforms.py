@@ -106,6 +106,8 @@ class Preprocess:
     fill_gaps: int = 0  # hands missing for at most this many frames in a row are interpolated (0 = off)
     trim: bool = False  # leading and trailing frames in which no hand was found are dropped (before resampling)
     hand_shape: bool = False  # distances between chosen joints of each hand, in hand sizes (HAND_PAIRS)
+    depth: bool = True  # False: every z is zero before any feature is made (MediaPipe's z is a guess from one
+    # camera, and its scale differs between its models and versions); the x, y features are unchanged
 
     def __post_init__(self) -> None:
         if self.features != "compact" and self.features not in layout.SUBSETS:
@@ -174,7 +176,9 @@ class Preprocess:
         frames = np.asarray(frames, dtype=np.float32)
         if self.fill_gaps:
             frames = fill_gaps(frames, self.fill_gaps)
-        present = layout.presence(frames)  # (T, 4)
+        present = layout.presence(frames)  # (T, 4), before any z is zeroed
+        if not self.depth:
+            frames = without_depth(frames)
         normalize = self.resolved_normalize
         if normalize == "body":
             frames = normalize_body(level_aspect(frames) if self.aspect else frames)
@@ -223,11 +227,23 @@ class Preprocess:
         return Preprocess(**d)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if self.depth:  # added later: left out when on, so runs made before it keep their fingerprints
+            del out["depth"]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocess:
         return cls(**{k: tuple(v) if k == "parts" else v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def without_depth(frames: np.ndarray) -> np.ndarray:
+    """`frames` (T, 1662) with every landmark's z set to 0 (pose visibility kept)."""
+    out = np.array(frames, dtype=np.float32, copy=True)
+    pose, rest = _point_views(out)
+    pose[..., 2] = 0.0
+    rest[..., 2] = 0.0
+    return out
 
 
 def _point_views(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

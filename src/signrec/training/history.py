@@ -52,12 +52,15 @@ class History:
 
     def __init__(self, path: str | os.PathLike, max_epochs: int, patience: int, progress: bool = True,
                  desc: str = "train", max_minutes: float | None = None, resume: bool = False,
-                 stream: TextIO | None = None):  # fmt: skip
+                 stream: TextIO | None = None, epochs_done: int | None = None):  # fmt: skip
         self.path = Path(path)
         self.rows: list[dict] = []
         if resume and self.path.exists():
             self.rows = [{k: float(v) if k != "epoch" else int(v) for k, v in r.items() if v not in ("", None)}
                          for r in read_csv_rows(self.path)]  # fmt: skip
+            if epochs_done is not None and any(r["epoch"] > epochs_done for r in self.rows):
+                self.rows = [r for r in self.rows if r["epoch"] <= epochs_done]  # the resume point's epochs
+                self._rewrite()
         self._f: TextIO | None = None
         self._w: csv.DictWriter | None = None
         self.max_epochs, self.patience, self.max_minutes = max_epochs, patience, max_minutes
@@ -94,6 +97,14 @@ class History:
         if self.progress and (improved or now - self._printed >= PRINT_EVERY or epoch >= self.max_epochs):
             print(self.line(), file=self.stream, flush=True)
             self._printed = now
+
+    def _rewrite(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+            w.writeheader()
+            w.writerows({k: r.get(k, "") for k in HISTORY_FIELDS} for r in self.rows)
+        os.replace(tmp, self.path)
 
     def line(self) -> str:
         """`epoch 12/300 | loss 1.23 / val 1.10 | val acc 61.0% | best 63.0% (epoch 9) | stops within 27 epochs

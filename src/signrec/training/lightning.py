@@ -34,6 +34,7 @@ from torchmetrics import MeanMetric
 
 from ..batching import collate
 from ..store import Clip, KeypointStore
+from . import ranks
 from . import threads as thread_choice
 from .config import TrainConfig
 from .history import History
@@ -150,12 +151,32 @@ def _epoch_complete(trainer: L.Trainer) -> bool:
     return bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
 
 
-class _BestCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
-    """The best model by validation loss, judged on whole epochs only."""
+class _WholeEpochs:
+    """For Lightning's best-model checkpoint and early stopping: a part-epoch is neither a best model nor an
+    epoch without improvement. Saved in checkpoints under the Lightning class's own key (`_base`), so that run
+    folders written before keep their best score and count when resumed."""
+
+    _base = ""
+
+    @property
+    def state_key(self) -> str:
+        return super().state_key.replace(type(self).__qualname__, self._base, 1)  # type: ignore[misc]
 
     def on_validation_end(self, trainer: L.Trainer, module: LitClassifier) -> None:
         if _epoch_complete(trainer):
-            super().on_validation_end(trainer, module)
+            super().on_validation_end(trainer, module)  # type: ignore[misc]
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: LitClassifier) -> None:
+        if _epoch_complete(trainer):
+            super().on_train_epoch_end(trainer, module)  # type: ignore[misc]
+
+
+class _BestCheckpoint(_WholeEpochs, L.pytorch.callbacks.ModelCheckpoint):
+    _base = "ModelCheckpoint"
+
+
+class _EarlyStopping(_WholeEpochs, L.pytorch.callbacks.EarlyStopping):
+    _base = "EarlyStopping"
 
 
 class _ResumePoint(L.pytorch.callbacks.Checkpoint):
@@ -369,11 +390,15 @@ def fit(
     ckpt_dir = out / "lightning"
     last = ckpt_dir / LAST_CKPT
     resume = resume and last.exists()
+    # the epochs the resume point holds: history rows after them (a kill between a row and its checkpoint, or a
+    # resume point written by an older signrec at the best epoch) are trained again, so they are dropped
+    primary = ranks.is_primary()  # the others of a distributed run never write the history
+    done = torch.load(last, map_location="cpu", weights_only=True)["epoch"] + 1 if resume and primary else None
     history = History(out / "history.csv", config.max_epochs, config.patience, config.progress,
-                      desc="train", max_minutes=config.max_minutes, resume=resume)  # fmt: skip
-    best_ckpt = _BestCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
-                                                    save_top_k=1, save_last=False, enable_version_counter=False)  # fmt: skip
-    stop = L.pytorch.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=config.patience)
+                      desc="train", max_minutes=config.max_minutes, resume=resume, epochs_done=done)  # fmt: skip
+    best_ckpt = _BestCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1,
+                                save_last=False, enable_version_counter=False)  # fmt: skip
+    stop = _EarlyStopping(monitor="val_loss", mode="min", patience=config.patience)
     graceful = _GracefulStop()
     averaging = [_ema(config.ema)] if config.ema else []
     loggers: list = []
@@ -384,8 +409,8 @@ def fit(
     trainer = L.Trainer(
         max_epochs=config.max_epochs, accelerator="auto", devices=config.devices, strategy=config.strategy,
         num_nodes=config.num_nodes, logger=loggers or False, use_distributed_sampler=False,
-        callbacks=[*averaging, best_ckpt, _ResumePoint(last), stop, graceful, _Record(history)], enable_progress_bar=False,
-        enable_model_summary=False, log_every_n_steps=1, deterministic=False, num_sanity_val_steps=0,
+        callbacks=[*averaging, best_ckpt, _ResumePoint(last), stop, graceful, _Record(history)],
+        enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1, deterministic=False, num_sanity_val_steps=0,
         gradient_clip_val=config.grad_clip or None,
         max_time={"minutes": config.max_minutes} if config.max_minutes else None,
     )  # fmt: skip
