@@ -12,12 +12,16 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .calibration import expected_calibration_error, with_temperature
 from .io import atomic_write_json, read_csv_rows, write_csv_atomic
 from .store import KeypointStore, open_store
+
+if TYPE_CHECKING:
+    from .predict import Predictor
 
 BOOTSTRAP_SAMPLES = 2000
 
@@ -81,6 +85,18 @@ def compute_metrics(probs: np.ndarray, y: np.ndarray, labels: list[str]) -> Metr
         top1_per_gloss=per_gloss_mean(hit1, y), top5_per_gloss=per_gloss_mean(hitk, y), top1_ci=bootstrap_ci(hit1),
         k=k, per_gloss=per_gloss, confusion=cm.tolist(),
     )  # fmt: skip
+
+
+def score(raw: np.ndarray, y: np.ndarray, predictor: Predictor) -> tuple[Metrics, np.ndarray]:
+    """The metrics of a model's own (uncalibrated) probabilities `raw` once calibrated as it is, with the
+    calibration error before and after and what its "unknown" threshold answers; and the calibrated probabilities."""
+    probs = with_temperature(raw, predictor.temperature)
+    metrics = compute_metrics(probs, y, predictor.labels)
+    answered = probs.max(axis=1) >= predictor.threshold
+    metrics.ece, metrics.ece_uncalibrated = expected_calibration_error(probs, y), expected_calibration_error(raw, y)
+    metrics.threshold, metrics.coverage = predictor.threshold, float(answered.mean())
+    metrics.answered_top1 = float((probs.argmax(1) == y)[answered].mean()) if answered.any() else float("nan")
+    return metrics, probs
 
 
 def top_confusions(cm: np.ndarray | list, labels: list[str], n: int = 15) -> list[dict]:
@@ -336,13 +352,8 @@ def evaluate_run(
         train_paths = set(trained.train)
         in_training = sum(c.path in train_paths for c in known)
     raw = _predict_store(predictor, store, known)
-    probs = with_temperature(raw, predictor.temperature)
     y = np.array([index[c.gloss] for c in known])
-    metrics = compute_metrics(probs, y, predictor.labels)
-    answered = probs.max(axis=1) >= predictor.threshold
-    metrics.ece, metrics.ece_uncalibrated = expected_calibration_error(probs, y), expected_calibration_error(raw, y)
-    metrics.threshold, metrics.coverage = predictor.threshold, float(answered.mean())
-    metrics.answered_top1 = float((probs.argmax(1) == y)[answered].mean()) if answered.any() else float("nan")
+    metrics, probs = score(raw, y, predictor)
     name = store.root.name
     out = Path(out) if out else folder / f"eval-{name}-{split}"
     out.mkdir(parents=True, exist_ok=True)
