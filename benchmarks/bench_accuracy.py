@@ -77,6 +77,11 @@ ABLATIONS = {
     # faster and shorter signs: length times 0.5-1.5 and, half the time, a window of 50-100% of the clip (GISLR's
     # phone clips span 16-20 frames from the first hand to the last, the webcam tutorial's 30)
     "best-tempo": lambda: replace(best(), augment=replace(BEST_AUGMENT, stretch=0.5, crop=0.5)),
+    # x and y only with the tempo augmentation, or with the one-handed form 0.8 of the time
+    "best-no-depth-tempo": lambda: replace(best(), preprocess=replace(BEST_PREPROCESS, depth=False),
+                                           augment=replace(BEST_AUGMENT, stretch=0.5, crop=0.5)),
+    "best-no-depth-one-hand-0.8": lambda: replace(best(), preprocess=replace(BEST_PREPROCESS, depth=False),
+                                                  augment=replace(BEST_AUGMENT, one_hand=0.8)),
     # three members (seeds 0, 1, 2) averaged
     "best-ens3": lambda: best().with_config(ensemble=3),
 }
