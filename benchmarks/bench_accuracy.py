@@ -55,6 +55,10 @@ RECIPES = {
     "ref-relu": lambda: reference("relu").with_config(max_epochs=REFERENCE_EPOCHS, patience=REFERENCE_PATIENCE),
     "best": best,
 }
+NO_DEPTH = replace(BEST_PREPROCESS, depth=False)
+# length times 0.5-1.5 and, half the time, a window of 50-100% of the clip (GISLR's phone clips span 16-20 frames
+# from the first hand to the last, the webcam tutorial's 30)
+TEMPO = replace(BEST_AUGMENT, stretch=0.5, crop=0.5)
 # What each change buys (`--recipes` to run them): the best recipe with one part taken away or swapped.
 ABLATIONS = {
     "best-no-augment": lambda: replace(best(), augment=None),
@@ -73,15 +77,12 @@ ABLATIONS = {
     # ... and more often (0.8 of the symmetric two-handed clips instead of 0.5)
     "best-one-hand-0.8": lambda: replace(best(), augment=replace(BEST_AUGMENT, one_hand=0.8)),
     # x and y only: every z zeroed before the features are made (MediaPipe's z is a one-camera guess)
-    "best-no-depth": lambda: replace(best(), preprocess=replace(BEST_PREPROCESS, depth=False)),
-    # faster and shorter signs: length times 0.5-1.5 and, half the time, a window of 50-100% of the clip (GISLR's
-    # phone clips span 16-20 frames from the first hand to the last, the webcam tutorial's 30)
-    "best-tempo": lambda: replace(best(), augment=replace(BEST_AUGMENT, stretch=0.5, crop=0.5)),
+    "best-no-depth": lambda: replace(best(), preprocess=NO_DEPTH),
+    # faster and shorter signs (TEMPO)
+    "best-tempo": lambda: replace(best(), augment=TEMPO),
     # x and y only with the tempo augmentation, or with the one-handed form 0.8 of the time
-    "best-no-depth-tempo": lambda: replace(best(), preprocess=replace(BEST_PREPROCESS, depth=False),
-                                           augment=replace(BEST_AUGMENT, stretch=0.5, crop=0.5)),
-    "best-no-depth-one-hand-0.8": lambda: replace(best(), preprocess=replace(BEST_PREPROCESS, depth=False),
-                                                  augment=replace(BEST_AUGMENT, one_hand=0.8)),
+    "best-no-depth-tempo": lambda: replace(best(), preprocess=NO_DEPTH, augment=TEMPO),
+    "best-no-depth-one-hand-0.8": lambda: replace(best(), preprocess=NO_DEPTH, augment=replace(BEST_AUGMENT, one_hand=0.8)),
     # three members (seeds 0, 1, 2) averaged
     "best-ens3": lambda: best().with_config(ensemble=3),
 }

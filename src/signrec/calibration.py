@@ -34,10 +34,6 @@ def with_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def nll(probs: np.ndarray, y: np.ndarray) -> float:
-    return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)).mean())
-
-
 def smoothed_nll(probs: np.ndarray, y: np.ndarray) -> float:
     """Negative log-likelihood of `y` when each label is right with probability 1 - 1/(n + 2), wrong otherwise."""
     eps = 1.0 / (len(y) + 2)

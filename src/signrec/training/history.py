@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from ..io import read_csv_rows
+from ..io import read_csv_rows, write_csv_atomic
 from .config import HISTORY_FIELDS
 
 PRINT_EVERY = 2.0  # seconds between progress lines (always one for an epoch that improves the best)
@@ -60,7 +60,7 @@ class History:
                          for r in read_csv_rows(self.path)]  # fmt: skip
             if epochs_done is not None and any(r["epoch"] > epochs_done for r in self.rows):
                 self.rows = [r for r in self.rows if r["epoch"] <= epochs_done]  # the resume point's epochs
-                self._rewrite()
+                write_csv_atomic(self.path, self.rows, HISTORY_FIELDS)
         self._f: TextIO | None = None
         self._w: csv.DictWriter | None = None
         self.max_epochs, self.patience, self.max_minutes = max_epochs, patience, max_minutes
@@ -97,14 +97,6 @@ class History:
         if self.progress and (improved or now - self._printed >= PRINT_EVERY or epoch >= self.max_epochs):
             print(self.line(), file=self.stream, flush=True)
             self._printed = now
-
-    def _rewrite(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
-            w.writeheader()
-            w.writerows({k: r.get(k, "") for k in HISTORY_FIELDS} for r in self.rows)
-        os.replace(tmp, self.path)
 
     def line(self) -> str:
         """`epoch 12/300 | loss 1.23 / val 1.10 | val acc 61.0% | best 63.0% (epoch 9) | stops within 27 epochs
