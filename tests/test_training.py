@@ -438,3 +438,96 @@ def test_a_part_epoch_is_not_kept_and_a_resumed_history_is_the_resume_points(web
     rows = read_csv_rows(out / "history.csv")
     assert [int(x["epoch"]) for x in rows] == [1, 2, 3, 4] and float(rows[2]["val_loss"]) == 8.0
     assert (r.epochs, r.best_epoch, r.status) == (4, 4, "finished")
+
+
+class _ScriptedKerasValidation:
+    """`keras.Model.evaluate` with the validation losses of a script, if given (the real evaluation runs; its loss is
+    replaced),
+    recording the weights the model held when each validation began."""
+
+    def __init__(self, monkeypatch, losses=None):
+        from signrec.models.keras_lstm import import_keras
+
+        keras = import_keras()
+
+        self.losses, self.weights, real = losses, [], keras.Model.evaluate
+
+        def evaluate(model, *args, **kwargs):
+            self.weights.append([w.copy() for w in model.get_weights()])
+            logs = real(model, *args, **kwargs)
+            return logs if self.losses is None else {**logs, "loss": self.losses[len(self.weights) - 1]}
+
+        monkeypatch.setattr(keras.Model, "evaluate", evaluate)
+
+
+def _signal_in_epoch(monkeypatch, epoch):
+    """SIGTERM, as a scheduler sends it, when the second training batch of `epoch` (1-based) is read."""
+    import os
+    from itertools import count
+
+    from signrec.training import keras_train as kt
+
+    real = kt.batches
+
+    def batches(*args, **kwargs):
+        data = real(*args, **kwargs)
+        if args[8]:  # shuffled: the training batches
+            cls, reads = type(data), count()
+            get = cls.__getitem__
+
+            def getitem(self, i):
+                if next(reads) == (epoch - 1) * len(self) + 1:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                return get(self, i)
+
+            cls.__getitem__ = getitem
+        return data
+
+    monkeypatch.setattr(kt, "batches", batches)
+
+
+def test_keras_keeps_whole_epochs_and_its_best_model_across_a_resume(webcam_signer, tmp_path, monkeypatch):
+    """Keras validates the part-epoch a signal cuts short: it became a history row, the resume point and (validating
+    better) the best model. A resumed run restarted early stopping, so its patience began again and the model saved
+    was the best epoch after the resume, the better one before it lost."""
+    from signrec.models.keras_lstm import import_keras
+    from signrec.training.stop import Interrupted
+
+    keras = import_keras()
+
+    val = _ScriptedKerasValidation(monkeypatch, [1.0, 2.0, 0.5, 3.0, 4.0, 5.0, 6.0, 7.0])  # 0.5: the part-epoch
+    _signal_in_epoch(monkeypatch, 3)
+    out, config = tmp_path / "run", quick(reference(), max_epochs=7, patience=2, threads=1, batch_size=16)
+    with pytest.raises(Interrupted):
+        train(webcam_signer, out, config, "keras")
+    assert [int(r["epoch"]) for r in read_csv_rows(out / "history.csv")] == [1, 2]
+    run = json.loads((out / "run.json").read_text())
+    assert (run["status"], run["epochs"], run["best_epoch"]) == ("interrupted", 2, 1)
+    saved = keras.saving.load_model(out / "model.keras", safe_mode=True, compile=False).get_weights()
+    for a, b in zip(saved, val.weights[0], strict=True):
+        np.testing.assert_array_equal(a, b)  # epoch 1's weights
+    r = train(webcam_signer, out, config, "keras")  # resumes: epoch 3 is the second without a better loss
+    assert [int(x["epoch"]) for x in read_csv_rows(out / "history.csv")] == [1, 2, 3]
+    assert (r.epochs, r.best_epoch, r.status) == (3, 1, "finished") and r.stopped.startswith("early stopping")
+    saved = keras.saving.load_model(out / "model.keras", safe_mode=True, compile=False).get_weights()
+    for a, b in zip(saved, val.weights[0], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_keras_validates_and_saves_the_moving_average_of_the_weights(webcam_signer, tmp_path, monkeypatch):
+    """With `ema` the card said the moving average was used, but Keras validated the raw weights and early stopping
+    then put the raw weights of the best epoch back over the average."""
+    from signrec.checkpoint import load_keras
+    from signrec.training.runner import validation_probs
+
+    val = _ScriptedKerasValidation(monkeypatch)
+    r = train(webcam_signer, tmp_path, quick(reference(), max_epochs=3, patience=5, ema=0.9, optimizer="adamw",
+                                            threads=1), "keras")  # fmt: skip
+    net, card = load_keras(tmp_path / "model.keras")
+    raw = val.weights[r.best_epoch - 1]  # the raw weights when the best epoch was validated
+    assert not all(np.array_equal(a, b) for a, b in zip(net.get_weights(), raw, strict=True))
+    store = open_store(webcam_signer)
+    probs, y = validation_probs(net, card, "keras", store, store.subset(Split.load(tmp_path / "split.json").val))
+    best_row = next(x for x in read_csv_rows(tmp_path / "history.csv") if int(x["epoch"]) == r.best_epoch)
+    assert -np.log(probs[np.arange(len(y)), y]).mean() == pytest.approx(float(best_row["val_loss"]), rel=1e-3)

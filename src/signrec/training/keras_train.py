@@ -3,8 +3,10 @@
 Every training option of the run card is applied here as the PyTorch path applies it: Adam or AdamW with its
 weight decay, label smoothing, the warm-up + cosine schedule (Keras's `CosineDecay` with warm-up, stepped per
 batch), gradient clipping (`clipnorm`) and augmentation (a `keras.utils.PyDataset` that reads, augments and
-preprocesses each batch anew every epoch). SIGINT/SIGTERM and the time cap stop after the current batch, keeping
-the best weights; `last.keras` lets the same command resume.
+preprocesses each batch anew every epoch) and the moving average of the weights (validated and saved in place of
+the trained weights). Early stopping counts from the history, so a resumed run keeps its patience and its best
+epoch (whose weights are in keras/). SIGINT/SIGTERM and the time cap stop after the current batch; the cut-short
+epoch is not kept, and `last.keras` (the last whole epoch) lets the same command resume.
 """
 
 from __future__ import annotations
@@ -28,6 +30,50 @@ from .history import History
 from .stop import Interrupted
 
 LAST_KERAS = "last.keras"
+KERAS_STATE = "keras"  # the best epoch's weights: keras/best-<epoch>.npz
+
+
+class BestWeights:
+    """The weights of the best epoch, one file per epoch (written whole, then renamed), older ones removed only once
+    the resume point has moved past them, so that a kill at any moment leaves the best epoch of the history that
+    the resume keeps."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def path(self, epoch: int) -> Path:
+        return self.folder / f"best-{epoch}.npz"
+
+    def save(self, epoch: int, weights: list[np.ndarray]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.path(epoch).with_suffix(".partial")
+        with open(tmp, "wb") as f:
+            np.savez(f, *weights)
+        os.replace(tmp, self.path(epoch))
+
+    def keep_only(self, epoch: int) -> None:
+        for p in self.folder.glob("best-*.npz"):
+            if p != self.path(epoch):
+                p.unlink()
+
+    def load(self, epoch: int) -> list[np.ndarray]:
+        p = self.path(epoch)
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: the weights of the best epoch ({epoch}) are missing (a run folder of an "
+                                    "older signrec?); train again with --force")  # fmt: skip
+        with np.load(p, allow_pickle=False) as z:
+            return [z[f"arr_{i}"] for i in range(len(z.files))]
+
+
+def validated_weights(model: Any, ema: float) -> list[np.ndarray]:
+    """The weights validation saw: with a moving average (`SwapEMAWeights` swaps it in for validation) the average,
+    which the optimiser holds beside the trained weights."""
+    keras = import_keras()
+    if not ema:
+        return model.get_weights()
+    opt = model.optimizer
+    average = {id(v): a for v, a in zip(opt._trainable_variables, opt._model_variables_moving_average, strict=True)}
+    return [keras.ops.convert_to_numpy(average.get(id(v), v)) for v in model.weights]
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:
@@ -115,46 +161,69 @@ def fit(
         model.compile(optimizer=make_optimizer(c, len(train_data)),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=c.label_smoothing),
                       metrics=["categorical_accuracy"])  # fmt: skip
+    steps = len(train_data)
+    done = int(np.asarray(model.optimizer.iterations)) // steps if resume else 0  # whole epochs in the resume point
     history = History(out / "history.csv", c.max_epochs, c.patience, c.progress, desc="train keras",
-                      max_minutes=c.max_minutes, resume=resume)  # fmt: skip
+                      max_minutes=c.max_minutes, resume=resume, epochs_done=done)  # fmt: skip
+    best_weights = BestWeights(out / KERAS_STATE)
     start = time.perf_counter()
     received: list[int] = []
+    stopped_early: list[int] = []
 
-    class Record(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            logs = logs or {}
-            lr = self.model.optimizer.learning_rate
-            history.epoch(epoch + 1, train_loss=logs.get("loss"), train_acc=logs.get("categorical_accuracy"),
-                          val_loss=logs.get("val_loss"), val_acc=logs.get("val_categorical_accuracy"),
-                          lr=float(np.asarray(lr)))  # fmt: skip
-            self.model.save(last)
-            if c.max_minutes and time.perf_counter() - start > c.max_minutes * 60:
-                self.model.stop_training = True
+    class Keep(keras.callbacks.Callback):
+        """History, best weights, resume point and early stopping, for whole epochs only: a part-epoch (a signal
+        stops training after the current batch, and Keras validates what it has) is trained again on resume."""
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.batches = 0
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            self.batches += 1
             if received:
                 self.model.stop_training = True
 
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=c.patience, restore_best_weights=True)
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if self.batches < steps:
+                return
+            logs, e = logs or {}, epoch + 1
+            lr = self.model.optimizer.learning_rate
+            history.epoch(e, train_loss=logs.get("loss"), train_acc=logs.get("categorical_accuracy"),
+                          val_loss=logs.get("val_loss"), val_acc=logs.get("val_categorical_accuracy"),
+                          lr=float(np.asarray(lr)))  # fmt: skip
+            if history.best_epoch == e:
+                best_weights.save(e, validated_weights(self.model, c.ema))
+            tmp = last.with_name("last.partial.keras")
+            self.model.save(tmp)
+            os.replace(tmp, last)
+            best_weights.keep_only(history.best_epoch)  # once the resume point is past the older ones
+            if e - history.best_epoch >= c.patience:
+                stopped_early.append(e)
+                self.model.stop_training = True
+            if c.max_minutes and time.perf_counter() - start > c.max_minutes * 60:
+                self.model.stop_training = True
 
     def handle(signum: int, frame: Any) -> None:
         if received and signum == signal.SIGINT:
             raise KeyboardInterrupt
         received.append(signum)
 
+    # With a moving average, validation (and so the best model) is of the averaged weights
+    callbacks = [keras.callbacks.SwapEMAWeights(), Keep()] if c.ema else [Keep()]
     old = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        model.fit(train_data, validation_data=val_data, epochs=c.max_epochs, initial_epoch=len(history.rows),
-                  verbose=0, callbacks=[Record(), stop])  # fmt: skip
+        if len(history.rows) < c.max_epochs and not (history.rows and len(history.rows) - history.best_epoch >= c.patience):
+            model.fit(train_data, validation_data=val_data, epochs=c.max_epochs, initial_epoch=len(history.rows),
+                      verbose=0, callbacks=callbacks)  # fmt: skip
     finally:
         for s, h in old.items():
             signal.signal(s, h)
         history.close()
     if not history.rows:
         raise Interrupted(received[0] if received else signal.SIGINT, "training stopped before the first epoch ended")
+    model.set_weights(best_weights.load(history.best_epoch))
     if received:
         stopped = signal.Signals(received[0]).name
-    elif stop.stopped_epoch:
+    elif stopped_early or len(history.rows) - history.best_epoch >= c.patience:
         stopped = f"early stopping (no better val loss for {c.patience} epochs)"
     elif len(history.rows) < c.max_epochs:
         stopped = f"time cap ({c.max_minutes:g} min)"

@@ -34,7 +34,7 @@ FRAMEWORKS = ("torch", "keras")
 RUN_NAME = "run.json"
 # What a run folder may hold; `force` removes these (and nothing else) before training anew.
 MEMBERS = "members"  # an ensemble's members, each a run folder of its own: members/seed-<N>
-RUN_FILES = (RUN_NAME, SPLIT_NAME, "history.csv", TORCH_NAME, KERAS_NAME, "last.keras", "lightning", "tensorboard",
+RUN_FILES = (RUN_NAME, SPLIT_NAME, "history.csv", TORCH_NAME, KERAS_NAME, "last.keras", "keras", "lightning", "tensorboard",
              MEMBERS)  # fmt: skip
 
 
