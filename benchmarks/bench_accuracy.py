@@ -83,6 +83,10 @@ ABLATIONS = {
     # x and y only with the tempo augmentation, or with the one-handed form 0.8 of the time
     "best-no-depth-tempo": lambda: replace(best(), preprocess=NO_DEPTH, augment=TEMPO),
     "best-no-depth-one-hand-0.8": lambda: replace(best(), preprocess=NO_DEPTH, augment=replace(BEST_AUGMENT, one_hand=0.8)),
+    # x and y only, trained until validation says (the plateau schedule, capped at 300 epochs) instead of 100
+    # epochs of cosine
+    "best-no-depth-plateau": lambda: replace(best(), preprocess=NO_DEPTH).with_config(schedule="plateau",
+                                                                                      max_epochs=300),
     # three members (seeds 0, 1, 2) averaged
     "best-ens3": lambda: best().with_config(ensemble=3),
 }

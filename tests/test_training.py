@@ -531,3 +531,52 @@ def test_keras_validates_and_saves_the_moving_average_of_the_weights(webcam_sign
     probs, y = validation_probs(net, card, "keras", store, store.subset(Split.load(tmp_path / "split.json").val))
     best_row = next(x for x in read_csv_rows(tmp_path / "history.csv") if int(x["epoch"]) == r.best_epoch)
     assert -np.log(probs[np.arange(len(y)), y]).mean() == pytest.approx(float(best_row["val_loss"]), rel=1e-3)
+
+
+def test_the_plateau_schedule_lets_validation_end_training(webcam_signer, tmp_path, monkeypatch):
+    """Issue 14: training stopped by validation, not by a fixed epoch count. The rate stays constant while the
+    validation loss improves, then decays over half the epochs so far, and training ends with the decay."""
+    import torch
+
+    from signrec.training import lightning as lit
+    from signrec.training.config import TrainConfig
+
+    losses = [3.0, 2.0, 2.5, 2.6, 2.7, 1.0, 1.1]  # better until epoch 2, and once more during the decay
+
+    def scripted(self, batch, batch_idx):
+        loss, acc = self.metrics["val_loss"], self.metrics["val_acc"]
+        loss.update(torch.tensor(losses[min(self.current_epoch, len(losses) - 1)]), weight=len(batch[2]))
+        acc.update(torch.zeros(len(batch[2])))
+        self.log("val_loss", loss, on_step=False, on_epoch=True)
+        self.log("val_acc", acc, on_step=False, on_epoch=True)
+
+    monkeypatch.setattr(lit.LitClassifier, "validation_step", scripted)
+    config = quick(reference(), max_epochs=50, patience=50, threads=1, schedule="plateau", warmup_epochs=1,
+                   plateau_wait=3)  # fmt: skip
+    r = train(webcam_signer, tmp_path, config)
+    # no better loss for 3 epochs after epoch 2: the decay starts after epoch 5 and lasts max(3, 5 / 2) epochs
+    assert (r.epochs, r.best_epoch) == (8, 6) and r.stopped.startswith("validation")
+    rates = [float(x["lr"]) for x in read_csv_rows(tmp_path / "history.csv")]
+    assert rates[0] == rates[4] == pytest.approx(1e-3) and rates[4] > rates[5] > rates[6] > rates[7]
+    assert rates[7] == pytest.approx(1e-5)  # the last epoch at 1%
+    import os
+
+    from signrec.training.stop import Interrupted
+
+    training_step = lit.LitClassifier.training_step
+
+    def stopped_in_epoch_7(self, batch, batch_idx):
+        if self.current_epoch == 6 and batch_idx == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return training_step(self, batch, batch_idx)
+
+    monkeypatch.setattr(lit.LitClassifier, "training_step", stopped_in_epoch_7)
+    with pytest.raises(Interrupted):
+        train(webcam_signer, tmp_path / "resumed", config)
+    monkeypatch.setattr(lit.LitClassifier, "training_step", training_step)
+    again = train(webcam_signer, tmp_path / "resumed", config)  # the decay goes on where it was
+    assert (again.epochs, again.best_epoch) == (8, 6) and again.stopped == r.stopped
+    assert [float(x["lr"]) for x in read_csv_rows(tmp_path / "resumed" / "history.csv")] == pytest.approx(rates)
+    with pytest.raises(ValueError, match="plateau_wait"):
+        TrainConfig(schedule="plateau", plateau_wait=0)
+    assert "plateau_wait" not in TrainConfig(schedule="cosine").result_settings()  # older fingerprints stay

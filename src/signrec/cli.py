@@ -348,7 +348,11 @@ def _switches(p: argparse.ArgumentParser) -> None:
                    help="how often a symmetric two-handed clip is made one-handed (best recipe: 0.5; 0.8 scored "
                    "higher on new webcam signers, unmeasured on WLASL: BENCHMARKS.md)")  # fmt: skip
     g.add_argument("--optimizer", choices=["adam", "adamw"])
-    g.add_argument("--schedule", choices=["none", "cosine"], help="learning-rate schedule")
+    g.add_argument("--schedule", choices=["none", "cosine", "plateau"], help="learning-rate schedule: cosine over "
+                   "--max-epochs, or plateau: constant until validation stops improving, then a decay that ends "
+                   "training (--max-epochs only caps it)")
+    g.add_argument("--plateau-wait", type=int, metavar="N", help="plateau: epochs without a better validation loss "
+                   "that start the decay (default 10)")
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--label-smoothing", type=float)
     g.add_argument("--grad-clip", type=float, help="clip the gradient norm (0: off)")
@@ -378,7 +382,7 @@ def _recipe(args: argparse.Namespace):
             raise UsageError(f"--parts {args.parts}: {e}") from None
     config = {k: getattr(args, k) for k in ("optimizer", "schedule", "weight_decay", "label_smoothing", "grad_clip",
                                             "max_epochs", "patience", "batch_size", "lr", "max_minutes", "threads",
-                                            "devices", "strategy", "num_nodes", "ema", "ensemble")
+                                            "devices", "strategy", "num_nodes", "ema", "ensemble", "plateau_wait")
               if getattr(args, k, None) is not None}  # fmt: skip
     config.update(seed=args.seed, progress=not args.no_progress)
     augment = r.augment if args.augment is None else ((r.augment or Augment()) if args.augment else None)

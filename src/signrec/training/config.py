@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+SCHEDULES = ("none", "cosine", "plateau")
 # What does not change the result (how it is shown or scheduled on the machine), left out of fingerprints.
 RUNTIME_FIELDS = ("progress", "threads", "max_minutes", "devices", "strategy", "num_nodes")
 
@@ -14,7 +15,10 @@ class TrainConfig:
     optimiser, weight decay, label smoothing, learning-rate schedule and gradient clipping are switches.
 
     `max_epochs` also sets the length of the cosine schedule; `max_minutes` only stops training (gracefully,
-    keeping the best model) when time is up, so a time cap never squeezes the schedule.
+    keeping the best model) when time is up, so a time cap never squeezes the schedule. The `plateau` schedule
+    lets validation decide the length: after the warm-up the rate stays constant until the validation loss has
+    not improved for `plateau_wait` epochs, then decays (cosine, to 1%) over `plateau_decay` times the epochs
+    trained so far (at least `plateau_wait`), and training ends with the decay; `max_epochs` is only a cap.
     """
 
     max_epochs: int = 2000
@@ -24,7 +28,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     optimizer: str = "adam"  # "adam" or "adamw" (decoupled weight decay)
-    schedule: str = "none"  # "none" or "cosine" (linear warm-up, then cosine decay over max_epochs)
+    schedule: str = "none"  # "none", "cosine" (linear warm-up, then cosine decay over max_epochs) or "plateau"
+    plateau_wait: int = 10  # plateau: epochs without a better validation loss that start the decay
+    plateau_decay: float = 0.5  # plateau: the decay's length as a fraction of the epochs before it
     warmup_epochs: int = 5
     grad_clip: float = 0.0  # 0 = off
     ema: float = 0.0  # decay of an exponential moving average of the weights, per step (0 = off); validation,
@@ -41,8 +47,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "adamw"):
             raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
-        if self.schedule not in ("none", "cosine"):
-            raise ValueError(f"schedule must be 'none' or 'cosine', got {self.schedule!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.plateau_wait < 1 or self.plateau_decay <= 0:
+            raise ValueError(f"plateau_wait must be at least 1 and plateau_decay positive, got {self.plateau_wait} "
+                             f"and {self.plateau_decay}")  # fmt: skip
         for name in ("max_epochs", "patience", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -62,6 +71,8 @@ class TrainConfig:
         out = {k: v for k, v in asdict(self).items() if k not in RUNTIME_FIELDS}
         if self.ensemble == 1:
             del out["ensemble"]
+        if self.schedule != "plateau":  # as runs made before it existed
+            del out["plateau_wait"], out["plateau_decay"]
         return out
 
 

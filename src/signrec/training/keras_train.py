@@ -79,6 +79,8 @@ def validated_weights(model: Any, ema: float) -> list[np.ndarray]:
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:
     """The Keras optimiser (with its schedule and clipping) that `config` describes."""
     keras = import_keras()
+    if config.schedule == "plateau":
+        raise ValueError("the plateau schedule is for --framework torch; the Keras baseline offers none or cosine")
     lr: Any = config.lr
     if config.schedule == "cosine":
         warm = max(1, config.warmup_epochs) * steps_per_epoch

@@ -76,10 +76,11 @@ class ClipDataset(torch.utils.data.Dataset):
 class LitClassifier(L.LightningModule):
     """Cross-entropy, accuracy and the optimiser around any classifier `model(x, mask) -> logits`."""
 
-    def __init__(self, model: nn.Module, config: TrainConfig):
+    def __init__(self, model: nn.Module, config: TrainConfig, plateau: _Plateau | None = None):
         super().__init__()
         self.model = model
         self.config = config
+        self.plateau = plateau
         self.loss = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         # per-sample means whose sums and counts are added up over processes when training on several
         self.metrics = nn.ModuleDict({f"{s}_{m}": MeanMetric() for s in STAGES for m in ("loss", "acc")})
@@ -110,7 +111,13 @@ class LitClassifier(L.LightningModule):
         opt = make(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         if c.schedule == "none":
             return opt
-        return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(c))}
+        if c.schedule == "plateau":
+            if self.plateau is None:
+                raise ValueError("the plateau schedule needs its _Plateau callback")
+            factor = self.plateau.factor
+        else:
+            factor = lr_factor(c)
+        return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor)}
 
 
 def lr_factor(c: TrainConfig) -> Callable[[int], float]:
@@ -126,20 +133,70 @@ def lr_factor(c: TrainConfig) -> Callable[[int], float]:
     return factor
 
 
+class _Plateau(L.Callback):
+    """The `plateau` schedule (see `TrainConfig`): warm-up, a constant rate while the validation loss improves,
+    then a cosine decay whose length follows from when validation stopped improving; training ends with it.
+    Counts whole epochs only, and is saved in checkpoints, so a resumed run goes on where it was."""
+
+    def __init__(self, config: TrainConfig):
+        self.warm, self.wait, self.decay = max(1, config.warmup_epochs), config.plateau_wait, config.plateau_decay
+        self.best, self.bad = math.inf, 0
+        self.decay_start: int | None = None  # the first epoch of the decay (0-based, as the scheduler counts)
+        self.decay_epochs = 0
+
+    def factor(self, epoch: int) -> float:
+        """The rate's factor for `epoch` (0-based), what `LambdaLR` asks at the start of each epoch."""
+        if epoch < self.warm:
+            return (epoch + 1) / self.warm
+        if self.decay_start is None:
+            return 1.0
+        t = min(1.0, (epoch - self.decay_start + 1) / self.decay_epochs)  # the last epoch of the decay at 1%
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
+
+    def on_validation_end(self, trainer: L.Trainer, module: LitClassifier) -> None:
+        if not _epoch_complete(trainer) or "val_loss" not in trainer.callback_metrics:
+            return
+        done = trainer.current_epoch + 1  # epochs finished
+        loss = float(trainer.callback_metrics["val_loss"])
+        if loss < self.best:
+            self.best, self.bad = loss, 0
+        else:
+            self.bad += 1
+        if self.decay_start is None and done > self.warm and self.bad >= self.wait:
+            self.decay_start, self.decay_epochs = done, max(self.wait, round(self.decay * done))
+            # the next epoch's rate: Lightning may have stepped the scheduler for it before this hook
+            scheduler = trainer.lr_scheduler_configs[0].scheduler
+            for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, strict=True):
+                group["lr"] = base * self.factor(done)
+        if self.decay_start is not None and done >= self.decay_start + self.decay_epochs:
+            trainer.should_stop = True
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "bad": self.bad, "decay_start": self.decay_start, "decay_epochs": self.decay_epochs}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.bad = state["best"], state["bad"]
+        self.decay_start, self.decay_epochs = state["decay_start"], state["decay_epochs"]
+
+
 class _Record(L.Callback):
     """One history row per epoch, once both the training and the validation means are known."""
 
     def __init__(self, history: History):
         self.history = history
+        self.lr: float | None = None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: LitClassifier) -> None:
+        # the epoch's own rate (at its end the scheduler has already set the next epoch's)
+        self.lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: LitClassifier) -> None:
         if not trainer.is_global_zero or not _epoch_complete(trainer):
             return
         m = trainer.callback_metrics
         value = lambda k: float(m[k]) if k in m else None
-        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
         self.history.epoch(trainer.current_epoch + 1, train_loss=value("train_loss"), train_acc=value("train_acc"),
-                           val_loss=value("val_loss"), val_acc=value("val_acc"), lr=lr)  # fmt: skip
+                           val_loss=value("val_loss"), val_acc=value("val_acc"), lr=self.lr)  # fmt: skip
 
 
 def _epoch_complete(trainer: L.Trainer) -> bool:
@@ -386,7 +443,8 @@ def fit(
         choice.how = f"{thread_choice.cores()} cores shared by {config.devices} processes"
     data = _Data(lambda rank, world: loaders(store, train, val, preprocess, augment, config, padding, fixed_frames,
                                              choice.workers, rank, world))  # fmt: skip
-    module = LitClassifier(model, config)
+    plateau = _Plateau(config) if config.schedule == "plateau" else None
+    module = LitClassifier(model, config, plateau)
     ckpt_dir = out / "lightning"
     last = ckpt_dir / LAST_CKPT
     resume = resume and last.exists()
@@ -409,7 +467,8 @@ def fit(
     trainer = L.Trainer(
         max_epochs=config.max_epochs, accelerator="auto", devices=config.devices, strategy=config.strategy,
         num_nodes=config.num_nodes, logger=loggers or False, use_distributed_sampler=False,
-        callbacks=[*averaging, best_ckpt, _ResumePoint(last), stop, graceful, _Record(history)],
+        callbacks=[*averaging, *([plateau] if plateau else []), best_ckpt, _ResumePoint(last), stop, graceful,
+                   _Record(history)],
         enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1, deterministic=False, num_sanity_val_steps=0,
         gradient_clip_val=config.grad_clip or None,
         max_time={"minutes": config.max_minutes} if config.max_minutes else None,
@@ -434,6 +493,9 @@ def fit(
     model.cpu().eval()
     if graceful.signum is not None:
         stopped = signal.Signals(graceful.signum).name
+    elif plateau and plateau.decay_start is not None and len(history.rows) >= plateau.decay_start + plateau.decay_epochs:
+        stopped = (f"validation (no better val loss for {config.plateau_wait} epochs after epoch "
+                   f"{plateau.decay_start - config.plateau_wait}, then {plateau.decay_epochs} epochs of decay)")  # fmt: skip
     elif config.max_minutes and trainer.current_epoch < config.max_epochs and not stop.stopped_epoch:
         stopped = f"time cap ({config.max_minutes:g} min)"
     elif stop.stopped_epoch:
