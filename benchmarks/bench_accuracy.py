@@ -87,6 +87,8 @@ ABLATIONS = {
     # epochs of cosine
     "best-no-depth-plateau": lambda: replace(best(), preprocess=NO_DEPTH).with_config(schedule="plateau",
                                                                                       max_epochs=300),
+    # x and y only, both hands placed up to 0.3 shoulder widths elsewhere (hello at the forehead or the mouth)
+    "best-no-depth-hand-place": lambda: replace(best(), preprocess=NO_DEPTH, augment=replace(BEST_AUGMENT, hand_place=0.3)),
     # three members (seeds 0, 1, 2) averaged
     "best-ens3": lambda: best().with_config(ensemble=3),
 }

@@ -231,6 +231,28 @@ def test_the_invariance_augmentations_do_what_they_say(seq):
     assert not layout.part(out, "pose")[..., 3].any() and np.array_equal(layout.presence(out), present)
 
 
+def test_placing_the_hands_elsewhere_moves_them_by_shoulder_widths_and_keeps_their_shape(seq):
+    """Issue 15: a GISLR person signs hello at the mouth, the webcam signers at the forehead."""
+    from signrec.transforms import body_frame, place_hands
+
+    present = layout.presence(seq)
+    moved = place_hands(seq, np.array([0.0, 0.5]))
+    width = body_frame(seq)[1]
+    for name, col in (("left_hand", 2), ("right_hand", 3)):
+        a, b = layout.part(seq, name), layout.part(moved, name)
+        found = present[:, col]
+        assert found.any()
+        np.testing.assert_allclose(b[found, :, 1] - a[found, :, 1], 0.5 * width, atol=1e-5)  # half a shoulder lower
+        np.testing.assert_allclose(b[found, :, 0], a[found, :, 0], atol=1e-6)
+        np.testing.assert_array_equal(b[~found], 0)  # a missing hand stays missing
+    np.testing.assert_array_equal(layout.part(moved, "face"), layout.part(seq, "face"))
+    np.testing.assert_array_equal(layout.presence(moved), present)
+    shoulders = layout.part(moved, "pose")[:, [layout.POSE_LEFT_SHOULDER, layout.POSE_RIGHT_SHOULDER]]
+    np.testing.assert_array_equal(shoulders, layout.part(seq, "pose")[:, [layout.POSE_LEFT_SHOULDER,
+                                                                             layout.POSE_RIGHT_SHOULDER]])
+    assert "hand_place" not in Augment().to_dict() and Augment(hand_place=0.3).to_dict()["hand_place"] == 0.3
+
+
 def test_level_aspect_makes_portrait_and_landscape_agree(seq):
     """The same signer filmed with another aspect ratio (y stretched 1.6x) gives the same features."""
     from signrec.transforms import level_aspect

@@ -494,6 +494,24 @@ def move_arms(frames: np.ndarray, factors: dict[str, float]) -> np.ndarray:
     return out
 
 
+def place_hands(frames: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """Where a person signs relative to the body (hello at the forehead or at the mouth): both hands (their 21
+    points and the pose's wrist and finger points) moved by `offset` (x, y) shoulder widths, the same in every
+    frame; hand shapes and motion are unchanged."""
+    out = np.array(frames, dtype=np.float32, copy=True)
+    pose = layout.part(out, "pose")
+    has_pose = np.any(pose != 0, axis=(1, 2))
+    scale = body_frame(frames)[1] if has_pose.any() else hands_frame(frames)[1]
+    delta = (np.asarray(offset, np.float32) * scale).astype(np.float32)
+    for name in ("left_hand", "right_hand"):
+        hand = layout.part(out, name)
+        found = np.any(hand != 0, axis=(1, 2))
+        hand[..., :2] = np.where(found[:, None, None], hand[..., :2] + delta, 0.0)
+        pts = list(ARM_POSE_POINTS[name])
+        pose[:, pts, :2] = np.where(has_pose[:, None, None], pose[:, pts, :2] + delta, pose[:, pts, :2])
+    return out
+
+
 def drop_hand_span(frames: np.ndarray, rng: np.random.Generator, low: float = 0.2, high: float = 0.6) -> np.ndarray:
     """One hand lost for a contiguous stretch of `low` to `high` of the clip (as trackers lose a moving hand)."""
     present = [h for h in ("left_hand", "right_hand") if np.any(layout.part(frames, h) != 0)]
@@ -597,6 +615,7 @@ class Augment:
     shear: float = 0.0  # x += k * y with k uniform in [-shear, shear] (camera tilt / lens)
     shift: float = 0.0  # the whole person moved by up to this, in image units
     arms: float = 0.0  # each hand's distance from the body times 1 +- arms
+    hand_place: float = 0.0  # both hands moved by up to this many shoulder widths (x and y), the same all clip
     hand_rotate: float = 0.0  # each hand turned about its wrist by up to this many degrees (uniform, +-)
     hand_scale: float = 0.0  # each hand's size about its wrist times 1 +- hand_scale
     stretch: float = 0.2  # length times 1 +- stretch (speed, frame rate)
@@ -614,6 +633,8 @@ class Augment:
             frames = sign_one_handed(frames, weak)
         if self.arms:
             frames = move_arms(frames, {h: 1 + rng.uniform(-self.arms, self.arms) for h in ("left_hand", "right_hand")})
+        if self.hand_place:
+            frames = place_hands(frames, rng.uniform(-self.hand_place, self.hand_place, 2))
         if self.hand_rotate or self.hand_scale:
             frames = turn_hands(frames, {h: (rng.uniform(-self.hand_rotate, self.hand_rotate),
                                              1 + rng.uniform(-self.hand_scale, self.hand_scale))
@@ -641,8 +662,9 @@ class Augment:
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        if not self.one_hand:  # added later: left out when off, so runs made before it keep their fingerprints
-            del out["one_hand"]
+        for name in ("one_hand", "hand_place"):  # added later: left out when off, so runs made before keep their
+            if not out[name]:  # fingerprints
+                del out[name]
         return out
 
     @classmethod
