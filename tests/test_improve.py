@@ -233,24 +233,32 @@ def test_the_invariance_augmentations_do_what_they_say(seq):
 
 def test_placing_the_hands_elsewhere_moves_them_by_shoulder_widths_and_keeps_their_shape(seq):
     """Issue 15: a GISLR person signs hello at the mouth, the webcam signers at the forehead."""
-    from signrec.transforms import body_frame, place_hands
+    from signrec.transforms import ARM_POSE_POINTS, body_frame, place_hands
 
     present = layout.presence(seq)
-    moved = place_hands(seq, np.array([0.0, 0.5]))
+    moved = place_hands(seq, np.array([0.2, 0.5]))
     width = body_frame(seq)[1]
     for name, col in (("left_hand", 2), ("right_hand", 3)):
         a, b = layout.part(seq, name), layout.part(moved, name)
         found = present[:, col]
         assert found.any()
-        np.testing.assert_allclose(b[found, :, 1] - a[found, :, 1], 0.5 * width, atol=1e-5)  # half a shoulder lower
-        np.testing.assert_allclose(b[found, :, 0], a[found, :, 0], atol=1e-6)
+        np.testing.assert_allclose(b[found, :, :2] - a[found, :, :2], np.broadcast_to([0.2 * width, 0.5 * width],
+                                   b[found, :, :2].shape), atol=1e-5)  # 0.2 shoulder widths across, 0.5 lower  # fmt: skip
         np.testing.assert_array_equal(b[~found], 0)  # a missing hand stays missing
+        pts = list(ARM_POSE_POINTS[name])  # the pose's wrist and finger points go with the hand
+        p = present[:, 0]
+        np.testing.assert_allclose(layout.part(moved, "pose")[p][:, pts, 1] - layout.part(seq, "pose")[p][:, pts, 1],
+                                   0.5 * width, atol=1e-5)  # fmt: skip
     np.testing.assert_array_equal(layout.part(moved, "face"), layout.part(seq, "face"))
     np.testing.assert_array_equal(layout.presence(moved), present)
     shoulders = layout.part(moved, "pose")[:, [layout.POSE_LEFT_SHOULDER, layout.POSE_RIGHT_SHOULDER]]
     np.testing.assert_array_equal(shoulders, layout.part(seq, "pose")[:, [layout.POSE_LEFT_SHOULDER,
                                                                              layout.POSE_RIGHT_SHOULDER]])
     assert "hand_place" not in Augment().to_dict() and Augment(hand_place=0.3).to_dict()["hand_place"] == 0.3
+    off = dict.fromkeys(("mirror", "rotate", "scale", "stretch", "drop"), 0)
+    placed = Augment(**off, hand_place=0.3)(seq, np.random.default_rng(0))  # wired into the augmentation
+    np.testing.assert_array_equal(layout.part(placed, "face"), layout.part(seq, "face"))
+    assert not np.allclose(layout.part(placed, "left_hand"), layout.part(seq, "left_hand"))
 
 
 def test_level_aspect_makes_portrait_and_landscape_agree(seq):

@@ -378,6 +378,30 @@ def test_the_resume_point_is_the_last_epoch_even_when_validation_stopped_improvi
     assert not list((out / "lightning").glob("*.tmp"))  # written whole, then renamed
 
 
+def test_a_run_that_stopped_early_and_resumes_trains_no_more(webcam_signer, tmp_path, monkeypatch):
+    """Killed after early stopping's last epoch but before the run was written, the same command resumed and
+    trained another epoch (early stopping checks only after an epoch)."""
+    import torch
+
+    from signrec.training import lightning as lit
+
+    def rising(self, batch, batch_idx):
+        loss, acc = self.metrics["val_loss"], self.metrics["val_acc"]
+        loss.update(torch.tensor(float(self.current_epoch + 1)), weight=len(batch[2]))
+        acc.update(torch.zeros(len(batch[2])))
+        self.log("val_loss", loss, on_step=False, on_epoch=True)
+        self.log("val_acc", acc, on_step=False, on_epoch=True)
+
+    monkeypatch.setattr(lit.LitClassifier, "validation_step", rising)
+    config = quick(reference(), max_epochs=10, patience=2, threads=1)
+    r = train(webcam_signer, tmp_path, config)
+    assert (r.epochs, r.best_epoch) == (3, 1) and r.stopped.startswith("early stopping")
+    run = json.loads((tmp_path / "run.json").read_text())
+    (tmp_path / "run.json").write_text(json.dumps({**run, "status": "running"}))
+    again = train(webcam_signer, tmp_path, config)
+    assert (again.epochs, again.best_epoch) == (3, 1) and again.stopped.startswith("early stopping")
+
+
 @pytest.mark.parametrize("recipe", [reference, best])
 def test_the_same_seed_trains_the_same_model(webcam_signer, tmp_path, recipe):
     """The weights were initialised before the seed was set, from whatever the random state was: the same command
@@ -577,6 +601,10 @@ def test_the_plateau_schedule_lets_validation_end_training(webcam_signer, tmp_pa
     again = train(webcam_signer, tmp_path / "resumed", config)  # the decay goes on where it was
     assert (again.epochs, again.best_epoch) == (8, 6) and again.stopped == r.stopped
     assert [float(x["lr"]) for x in read_csv_rows(tmp_path / "resumed" / "history.csv")] == pytest.approx(rates)
+    assert "after epoch 2 by epoch 5, then 3 epochs of decay" in r.stopped
+    run = json.loads((tmp_path / "run.json").read_text())  # killed after the last epoch, before the run was written
+    (tmp_path / "run.json").write_text(json.dumps({**run, "status": "running"}))
+    assert train(webcam_signer, tmp_path, config).epochs == 8  # nothing left to train, not a ninth epoch
     with pytest.raises(ValueError, match="plateau_wait"):
         TrainConfig(schedule="plateau", plateau_wait=0)
     assert "plateau_wait" not in TrainConfig(schedule="cosine").result_settings()  # older fingerprints stay

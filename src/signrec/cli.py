@@ -351,7 +351,7 @@ def _switches(p: argparse.ArgumentParser) -> None:
     g.add_argument("--schedule", choices=["none", "cosine", "plateau"], help="learning-rate schedule: cosine over "
                    "--max-epochs, or plateau: constant until validation stops improving, then a decay that ends "
                    "training (--max-epochs only caps it)")
-    g.add_argument("--plateau-wait", type=int, metavar="N", help="plateau: epochs without a better validation loss "
+    g.add_argument("--plateau-wait", type=positive(int), metavar="N", help="plateau: epochs without a better validation loss "
                    "that start the decay (default 10)")
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--label-smoothing", type=float)
@@ -402,8 +402,11 @@ def _recipe(args: argparse.Namespace):
         options["activation"] = args.activation
         if args.framework == "torch":
             options["read"] = args.read
+    config = replace(r.config, **config)
+    if getattr(args, "plateau_wait", None) is not None and config.schedule != "plateau":
+        raise UsageError(f"--plateau-wait is for --schedule plateau (this recipe's schedule: {config.schedule})")
     return replace(r, model=model, model_options=options, preprocess=replace(r.preprocess, **pre), augment=augment,
-                   config=replace(r.config, **config))  # fmt: skip
+                   config=config)  # fmt: skip
 
 
 @command(

@@ -57,11 +57,7 @@ class BestWeights:
                 p.unlink()
 
     def load(self, epoch: int) -> list[np.ndarray]:
-        p = self.path(epoch)
-        if not p.exists():
-            raise FileNotFoundError(f"{p}: the weights of the best epoch ({epoch}) are missing (a run folder of an "
-                                    "older signrec?); train again with --force")  # fmt: skip
-        with np.load(p, allow_pickle=False) as z:
+        with np.load(self.path(epoch), allow_pickle=False) as z:
             return [z[f"arr_{i}"] for i in range(len(z.files))]
 
 
@@ -168,6 +164,10 @@ def fit(
     history = History(out / "history.csv", c.max_epochs, c.patience, c.progress, desc="train keras",
                       max_minutes=c.max_minutes, resume=resume, epochs_done=done)  # fmt: skip
     best_weights = BestWeights(out / KERAS_STATE)
+    if history.rows and not best_weights.path(history.best_epoch).exists():
+        raise FileNotFoundError(f"{best_weights.path(history.best_epoch)}: the weights of the best epoch "
+                                f"({history.best_epoch}) of the run in {out} are missing (an older signrec's run "
+                                "folder); remove the folder or train into another --out")  # fmt: skip
     start = time.perf_counter()
     received: list[int] = []
     stopped_early: list[int] = []
@@ -178,6 +178,7 @@ def fit(
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self.batches = 0
+            self.lr = float(np.asarray(self.model.optimizer.learning_rate))  # the rate the epoch starts with
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
             self.batches += 1
@@ -188,21 +189,21 @@ def fit(
             if self.batches < steps:
                 return
             logs, e = logs or {}, epoch + 1
-            lr = self.model.optimizer.learning_rate
             history.epoch(e, train_loss=logs.get("loss"), train_acc=logs.get("categorical_accuracy"),
                           val_loss=logs.get("val_loss"), val_acc=logs.get("val_categorical_accuracy"),
-                          lr=float(np.asarray(lr)))  # fmt: skip
+                          lr=self.lr)  # fmt: skip
             if history.best_epoch == e:
                 best_weights.save(e, validated_weights(self.model, c.ema))
-            tmp = last.with_name("last.partial.keras")
+            tmp = out / KERAS_STATE / "last.partial.keras"  # in a folder that --force removes
+            tmp.parent.mkdir(parents=True, exist_ok=True)
             self.model.save(tmp)
             os.replace(tmp, last)
             best_weights.keep_only(history.best_epoch)  # once the resume point is past the older ones
             if e - history.best_epoch >= c.patience:
                 stopped_early.append(e)
                 self.model.stop_training = True
-            if c.max_minutes and time.perf_counter() - start > c.max_minutes * 60:
-                self.model.stop_training = True
+            if received or (c.max_minutes and time.perf_counter() - start > c.max_minutes * 60):
+                self.model.stop_training = True  # a signal during validation: not another epoch's first batch
 
     def handle(signum: int, frame: Any) -> None:
         if received and signum == signal.SIGINT:

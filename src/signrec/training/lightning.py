@@ -140,9 +140,13 @@ class _Plateau(L.Callback):
 
     def __init__(self, config: TrainConfig):
         self.warm, self.wait, self.decay = max(1, config.warmup_epochs), config.plateau_wait, config.plateau_decay
-        self.best, self.bad = math.inf, 0
+        self.best, self.bad, self.best_epoch, self.done, self.plateau_after = math.inf, 0, 0, 0, 0
         self.decay_start: int | None = None  # the first epoch of the decay (0-based, as the scheduler counts)
         self.decay_epochs = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.decay_start is not None and self.done >= self.decay_start + self.decay_epochs
 
     def factor(self, epoch: int) -> float:
         """The rate's factor for `epoch` (0-based), what `LambdaLR` asks at the start of each epoch."""
@@ -156,27 +160,35 @@ class _Plateau(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, module: LitClassifier) -> None:
         if not _epoch_complete(trainer) or "val_loss" not in trainer.callback_metrics:
             return
-        done = trainer.current_epoch + 1  # epochs finished
+        # the synced mean of all processes: every process of a distributed run takes the same decisions
+        done = self.done = trainer.current_epoch + 1  # epochs finished
         loss = float(trainer.callback_metrics["val_loss"])
         if loss < self.best:
-            self.best, self.bad = loss, 0
+            self.best, self.bad, self.best_epoch = loss, 0, done
         else:
             self.bad += 1
         if self.decay_start is None and done > self.warm and self.bad >= self.wait:
             self.decay_start, self.decay_epochs = done, max(self.wait, round(self.decay * done))
-            # the next epoch's rate: Lightning may have stepped the scheduler for it before this hook
+            self.plateau_after = self.best_epoch  # the last better epoch before the decay
+            # the next epoch's rate: Lightning 2.6 steps the scheduler for it before this hook
             scheduler = trainer.lr_scheduler_configs[0].scheduler
             for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, strict=True):
                 group["lr"] = base * self.factor(done)
-        if self.decay_start is not None and done >= self.decay_start + self.decay_epochs:
+            scheduler._last_lr = [g["lr"] for g in scheduler.optimizer.param_groups]
+        if self.finished:
+            trainer.should_stop = True
+
+    def on_train_start(self, trainer: L.Trainer, module: LitClassifier) -> None:
+        if self.finished:  # resumed after the decay ended (killed before the run was written): nothing to train
             trainer.should_stop = True
 
     def state_dict(self) -> dict:
-        return {"best": self.best, "bad": self.bad, "decay_start": self.decay_start, "decay_epochs": self.decay_epochs}
+        return {"best": self.best, "bad": self.bad, "best_epoch": self.best_epoch, "done": self.done,
+                "plateau_after": self.plateau_after, "decay_start": self.decay_start, "decay_epochs": self.decay_epochs}  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
-        self.best, self.bad = state["best"], state["bad"]
-        self.decay_start, self.decay_epochs = state["decay_start"], state["decay_epochs"]
+        for k, v in state.items():
+            setattr(self, k, v)
 
 
 class _Record(L.Callback):
@@ -234,6 +246,11 @@ class _BestCheckpoint(_WholeEpochs, L.pytorch.callbacks.ModelCheckpoint):
 
 class _EarlyStopping(_WholeEpochs, L.pytorch.callbacks.EarlyStopping):
     _base = "EarlyStopping"
+
+    def on_train_start(self, trainer: L.Trainer, module: LitClassifier) -> None:
+        if self.wait_count >= self.patience:  # resumed after it stopped (killed before the run was written)
+            self.stopped_epoch = max(self.stopped_epoch, 1)
+            trainer.should_stop = True
 
 
 class _ResumePoint(L.pytorch.callbacks.Checkpoint):
@@ -452,11 +469,13 @@ def fit(
     # resume point written by an older signrec at the best epoch) are trained again, so they are dropped
     primary = ranks.is_primary()  # the others of a distributed run never write the history
     done = torch.load(last, map_location="cpu", weights_only=True)["epoch"] + 1 if resume and primary else None
-    history = History(out / "history.csv", config.max_epochs, config.patience, config.progress,
+    # with the plateau schedule the decay ends training, not early stopping (which would cut the decay short)
+    patience = config.max_epochs if plateau else config.patience
+    history = History(out / "history.csv", config.max_epochs, patience, config.progress,
                       desc="train", max_minutes=config.max_minutes, resume=resume, epochs_done=done)  # fmt: skip
     best_ckpt = _BestCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1,
                                 save_last=False, enable_version_counter=False)  # fmt: skip
-    stop = _EarlyStopping(monitor="val_loss", mode="min", patience=config.patience)
+    stop = _EarlyStopping(monitor="val_loss", mode="min", patience=patience)
     graceful = _GracefulStop()
     averaging = [_ema(config.ema)] if config.ema else []
     loggers: list = []
@@ -493,9 +512,9 @@ def fit(
     model.cpu().eval()
     if graceful.signum is not None:
         stopped = signal.Signals(graceful.signum).name
-    elif plateau and plateau.decay_start is not None and len(history.rows) >= plateau.decay_start + plateau.decay_epochs:
-        stopped = (f"validation (no better val loss for {config.plateau_wait} epochs after epoch "
-                   f"{plateau.decay_start - config.plateau_wait}, then {plateau.decay_epochs} epochs of decay)")  # fmt: skip
+    elif plateau and plateau.finished:
+        stopped = (f"validation (no better val loss for {config.plateau_wait} epochs after epoch {plateau.plateau_after} "
+                   f"by epoch {plateau.decay_start}, then {plateau.decay_epochs} epochs of decay)")  # fmt: skip
     elif config.max_minutes and trainer.current_epoch < config.max_epochs and not stop.stopped_epoch:
         stopped = f"time cap ({config.max_minutes:g} min)"
     elif stop.stopped_epoch:
