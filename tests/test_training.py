@@ -563,7 +563,6 @@ def test_the_plateau_schedule_lets_validation_end_training(webcam_signer, tmp_pa
     import torch
 
     from signrec.training import lightning as lit
-    from signrec.training.config import TrainConfig
 
     losses = [3.0, 2.0, 2.5, 2.6, 2.7, 1.0, 1.1]  # better until epoch 2, and once more during the decay
 
@@ -605,6 +604,29 @@ def test_the_plateau_schedule_lets_validation_end_training(webcam_signer, tmp_pa
     run = json.loads((tmp_path / "run.json").read_text())  # killed after the last epoch, before the run was written
     (tmp_path / "run.json").write_text(json.dumps({**run, "status": "running"}))
     assert train(webcam_signer, tmp_path, config).epochs == 8  # nothing left to train, not a ninth epoch
+
+
+def test_progress_lines_of_the_plateau_schedule_say_when_it_can_stop(tmp_path):
+    """Early stopping's "stops within N epochs" means nothing when the schedule decides: the soonest end while
+    waiting (the rest of the wait, then a decay of half the epochs by then), the decay's rest once it runs."""
+    import io
+
+    from signrec.training.config import TrainConfig
+    from signrec.training.history import History
+    from signrec.training.lightning import _Plateau
+
+    plateau = _Plateau(TrainConfig(schedule="plateau", plateau_wait=3, warmup_epochs=1))
+    plateau.done, plateau.bad = 5, 1
+    assert plateau.epochs_left()[0] == 2 + 4  # 2 more epochs without a better loss, then round(0.5 * 7)
+    out = io.StringIO()
+    history = History(tmp_path / "h.csv", 300, 300, stream=out, left=plateau.epochs_left)
+    history.epoch(5, train_loss=1.0, val_loss=1.0, val_acc=0.5)
+    assert "stops in 6 epochs at the soonest" in out.getvalue() and "within 295" not in out.getvalue()
+    plateau.decay_start, plateau.decay_epochs, plateau.done = 5, 3, 6
+    assert plateau.epochs_left() == (2, "stops in 2 epochs (the rate's decay)")
+    with pytest.raises(ValueError, match="plateau_wait"):
+        TrainConfig(schedule="plateau", plateau_wait=0)
+    assert "plateau_wait" not in TrainConfig(schedule="cosine").result_settings()  # older fingerprints stay
     with pytest.raises(ValueError, match="plateau_wait"):
         TrainConfig(schedule="plateau", plateau_wait=0)
     assert "plateau_wait" not in TrainConfig(schedule="cosine").result_settings()  # older fingerprints stay

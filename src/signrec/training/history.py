@@ -13,6 +13,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -52,8 +53,10 @@ class History:
 
     def __init__(self, path: str | os.PathLike, max_epochs: int, patience: int, progress: bool = True,
                  desc: str = "train", max_minutes: float | None = None, resume: bool = False,
-                 stream: TextIO | None = None, epochs_done: int | None = None):  # fmt: skip
+                 stream: TextIO | None = None, epochs_done: int | None = None,
+                 left: Callable[[], tuple[int, str]] | None = None):  # fmt: skip
         self.path = Path(path)
+        self.left = left  # epochs still to run and how to say it, where the schedule decides
         self.rows: list[dict] = []
         if resume and self.path.exists():
             self.rows = [{k: float(v) if k != "epoch" else int(v) for k, v in r.items() if v not in ("", None)}
@@ -103,11 +106,17 @@ class History:
         unless val improves (~1 min)`."""
         r, best = self.rows[-1], self.best
         e, b = int(r["epoch"]), self.best_epoch
-        left = epochs_left(e, b, self.patience, self.max_epochs)
-        eta = eta_seconds(e, b, self.patience, self.max_epochs, self.seconds_per_epoch(recent=5),
-                          time.perf_counter() - self._start, self.max_minutes)  # fmt: skip
-        when = (f"stops within {left} epochs unless val improves (~{format_seconds(eta)})" if left
-                else "stopping")  # fmt: skip
+        elapsed, per_epoch = time.perf_counter() - self._start, self.seconds_per_epoch(recent=5)
+        if self.left is not None:  # the schedule knows (the plateau schedule's decay)
+            left, text = self.left()
+            eta = left * per_epoch
+            if self.max_minutes is not None:
+                eta = min(eta, max(0.0, self.max_minutes * 60 - elapsed))
+            when = f"{text} (~{format_seconds(eta)})" if left else "stopping"
+        else:
+            left = epochs_left(e, b, self.patience, self.max_epochs)
+            eta = eta_seconds(e, b, self.patience, self.max_epochs, per_epoch, elapsed, self.max_minutes)
+            when = f"stops within {left} epochs unless val improves (~{format_seconds(eta)})" if left else "stopping"
         return (f"{self.desc} epoch {e}/{self.max_epochs} | loss {r.get('train_loss', math.nan):.3f} / val "
                 f"{r.get('val_loss', math.nan):.3f} | val acc {r.get('val_acc', math.nan):.1%} | best "
                 f"{best.get('val_acc', math.nan):.1%} (epoch {b}) | {when}")  # fmt: skip

@@ -178,6 +178,15 @@ class _Plateau(L.Callback):
         if self.finished:
             trainer.should_stop = True
 
+    def epochs_left(self) -> tuple[int, str]:
+        """Epochs still to run, for progress lines: the decay's rest, or the soonest the decay could end."""
+        if self.decay_start is not None:
+            n = max(0, self.decay_start + self.decay_epochs - self.done)
+            return n, f"stops in {n} epochs (the rate's decay)"
+        waiting = max(0, self.wait - self.bad)
+        n = waiting + max(self.wait, round(self.decay * (self.done + waiting)))
+        return n, f"stops in {n} epochs at the soonest, later while val improves"
+
     def on_train_start(self, trainer: L.Trainer, module: LitClassifier) -> None:
         if self.finished:  # resumed after the decay ended (killed before the run was written): nothing to train
             trainer.should_stop = True
@@ -472,7 +481,8 @@ def fit(
     # with the plateau schedule the decay ends training, not early stopping (which would cut the decay short)
     patience = config.max_epochs if plateau else config.patience
     history = History(out / "history.csv", config.max_epochs, patience, config.progress,
-                      desc="train", max_minutes=config.max_minutes, resume=resume, epochs_done=done)  # fmt: skip
+                      desc="train", max_minutes=config.max_minutes, resume=resume, epochs_done=done,
+                      left=plateau.epochs_left if plateau else None)  # fmt: skip
     best_ckpt = _BestCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1,
                                 save_last=False, enable_version_counter=False)  # fmt: skip
     stop = _EarlyStopping(monitor="val_loss", mode="min", patience=patience)
