@@ -95,3 +95,12 @@ def test_every_switch_of_the_best_recipe_reaches_it():
     assert more.augment.one_hand == 0.8 and more.augment.mirror == default.augment.mirror
     with pytest.raises(Exception, match="a probability"):
         _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--recipe", "best", "--one-hand", "2"]))
+    placed = _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--recipe", "best", "--hand-place", "0.2"]))
+    assert placed.augment.hand_place == 0.2 and placed.augment.one_hand == default.augment.one_hand
+    with pytest.raises(Exception, match="add --augment"):
+        _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--hand-place", "0.2"]))
+    plateau = _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--schedule", "plateau",
+                                                 "--plateau-wait", "4"]))  # fmt: skip
+    assert (plateau.config.schedule, plateau.config.plateau_wait) == ("plateau", 4)
+    with pytest.raises(Exception, match="--plateau-wait is for --schedule plateau"):
+        _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--plateau-wait", "4"]))

@@ -606,7 +606,7 @@ def test_the_plateau_schedule_lets_validation_end_training(webcam_signer, tmp_pa
     assert train(webcam_signer, tmp_path, config).epochs == 8  # nothing left to train, not a ninth epoch
 
 
-def test_progress_lines_of_the_plateau_schedule_say_when_it_can_stop(tmp_path):
+def test_progress_lines_of_the_plateau_schedule_say_when_it_can_stop(tmp_path, webcam_signer):
     """Early stopping's "stops within N epochs" means nothing when the schedule decides: the soonest end while
     waiting (the rest of the wait, then a decay of half the epochs by then), the decay's rest once it runs."""
     import io
@@ -627,6 +627,12 @@ def test_progress_lines_of_the_plateau_schedule_say_when_it_can_stop(tmp_path):
     with pytest.raises(ValueError, match="plateau_wait"):
         TrainConfig(schedule="plateau", plateau_wait=0)
     assert "plateau_wait" not in TrainConfig(schedule="cosine").result_settings()  # older fingerprints stay
+    with pytest.raises(ValueError, match="plateau schedule is for --framework torch"):
+        train(webcam_signer, tmp_path / "keras", quick(reference(), schedule="plateau"), "keras")
+    assert not (tmp_path / "keras").exists()  # refused before the run folder is touched
     with pytest.raises(ValueError, match="plateau_wait"):
         TrainConfig(schedule="plateau", plateau_wait=0)
     assert "plateau_wait" not in TrainConfig(schedule="cosine").result_settings()  # older fingerprints stay
+    with pytest.raises(ValueError, match="plateau schedule is for --framework torch"):
+        train(webcam_signer, tmp_path / "keras", quick(reference(), schedule="plateau"), "keras")
+    assert not (tmp_path / "keras").exists()  # refused before the run folder is touched

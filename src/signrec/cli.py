@@ -347,6 +347,9 @@ def _switches(p: argparse.ArgumentParser) -> None:
     g.add_argument("--one-hand", type=float, metavar="P",
                    help="how often a symmetric two-handed clip is made one-handed (best recipe: 0.5; 0.8 scored "
                    "higher on new webcam signers, unmeasured on WLASL: BENCHMARKS.md)")  # fmt: skip
+    g.add_argument("--hand-place", type=float, metavar="D",
+                   help="both hands moved by up to D shoulder widths from where they were signed, the same all clip "
+                   "(people sign at other heights; BENCHMARKS.md: 0.3 on new webcam signers)")  # fmt: skip
     g.add_argument("--optimizer", choices=["adam", "adamw"])
     g.add_argument("--schedule", choices=["none", "cosine", "plateau"], help="learning-rate schedule: cosine over "
                    "--max-epochs, or plateau: constant until validation stops improving, then a decay that ends "
@@ -392,6 +395,12 @@ def _recipe(args: argparse.Namespace):
         if augment is None:
             raise UsageError("--one-hand is an augmentation; this recipe trains without (add --augment)")
         augment = replace(augment, one_hand=args.one_hand)
+    if getattr(args, "hand_place", None) is not None:
+        if not 0 <= args.hand_place <= 1:
+            raise UsageError(f"--hand-place {args.hand_place}: shoulder widths, from 0 to 1")
+        if augment is None:
+            raise UsageError("--hand-place is an augmentation; this recipe trains without (add --augment)")
+        augment = replace(augment, hand_place=args.hand_place)
     model = args.model or r.model
     options = dict(r.model_options) if model == r.model else {}
     if getattr(args, "drop_path", None) is not None:
