@@ -116,7 +116,7 @@ def test_best_recipe_trains_through_the_cli_and_predicts(data_dir, tmp_path, cap
     assert rc == 0
     predictor = load_predictor(tmp_path / "best")
     assert predictor.card.model == "convformer" and predictor.preprocess.features == "compact"
-    assert predictor.card.training["augment"]["mirror"] == 0.5 and predictor.card.training["schedule"] == "cosine"
+    assert predictor.card.training["augment"]["mirror"] == 0.5 and predictor.card.training["schedule"] == "plateau"
     probs = predictor.predict_proba([np.load(data / "hello" / "000.npy"), np.load(data / "thanks" / "001.npy")[:17]])
     assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
     # a switch turned off is recorded in the checkpoint
@@ -300,10 +300,11 @@ def test_without_depth_the_features_do_not_see_z_and_keep_x_y_and_presence(seq):
     pose, rest = other_z[:, :132].reshape(len(seq), -1, 4), other_z[:, 132:].reshape(len(seq), -1, 3)
     pose[..., 2] = np.where(pose[..., 2] != 0, pose[..., 2] * 3 + 0.2, 0)  # another camera's depth guess
     rest[..., 2] = np.where(rest[..., 2] != 0, -rest[..., 2] + 0.1, 0)
-    flat = replace(BEST_PREPROCESS, depth=False)
-    assert not np.allclose(BEST_PREPROCESS(seq), BEST_PREPROCESS(other_z))  # with depth, z is read
+    flat, deep = BEST_PREPROCESS, replace(BEST_PREPROCESS, depth=True)
+    assert flat.depth is False  # the best recipe's default
+    assert not np.allclose(deep(seq), deep(other_z))  # with depth, z is read
     np.testing.assert_array_equal(flat(seq), flat(other_z))
-    assert flat(seq).shape == BEST_PREPROCESS(seq).shape  # same inputs, z columns zero
+    assert flat(seq).shape == deep(seq).shape  # same inputs, z columns zero
     xy_only = replace(Preprocess(features="compact", normalize="body", flags=True), depth=False)
     got, want = xy_only(seq), Preprocess(features="compact", normalize="body", flags=True)(seq)
     n = len(COMPACT_INDEX)
@@ -311,7 +312,7 @@ def test_without_depth_the_features_do_not_see_z_and_keep_x_y_and_presence(seq):
                                   want[:, : 3 * n].reshape(len(seq), n, 3)[..., :2])  # fmt: skip
     assert not got[:, : 3 * n].reshape(len(seq), n, 3)[..., 2].any()
     np.testing.assert_array_equal(got[:, 3 * n :], want[:, 3 * n :])  # presence flags unchanged
-    assert "depth" not in BEST_PREPROCESS.to_dict() and Preprocess.from_dict(flat.to_dict()).depth is False
+    assert "depth" not in Preprocess().to_dict() and Preprocess.from_dict(flat.to_dict()).depth is False
 
 
 def test_trim_drops_the_frames_before_and_after_the_hands(seq):

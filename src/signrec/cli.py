@@ -338,7 +338,7 @@ def _switches(p: argparse.ArgumentParser) -> None:
                        ("motion", "frame differences"), ("flags", "which parts were found, per frame"),
                        ("trim", "drop the frames before the first and after the last hand"),
                        ("aspect", "undo the camera's aspect ratio (portrait vs landscape) from the body's proportions"),
-                       ("depth", "MediaPipe's z (--no-depth: x and y only; z is a one-camera guess)")):  # fmt: skip
+                       ("depth", "MediaPipe's z (--no-depth: x and y only, the best recipe's default; z is a one-camera guess)")):  # fmt: skip
         g.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None, help=what)
     g.add_argument("--resample", type=int, help="resample longer sequences to this many frames (0: never)")
     g.add_argument("--fill-gaps", type=int, help="interpolate hands lost for at most this many frames in a row")

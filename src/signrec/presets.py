@@ -43,23 +43,25 @@ def reference(activation: str = "tanh") -> Recipe:
 BEST_AUGMENT = Augment(mirror=0.5, rotate=15, scale=0.2, aspect=1.3, shear=0.15, shift=0.05, arms=0.15, hand_rotate=10,
                        hand_scale=0.1, stretch=0.3, drop=0.1, crop=0.2, hand_drop=0.2, one_hand=0.5,
                        jitter=0.003)  # fmt: skip
+# x and y only (depth=False): MediaPipe's z is a one-camera guess, on another scale in each of its models
 BEST_PREPROCESS = Preprocess(features="compact", normalize="auto", aspect=True, hand_view=True, hand_shape=True,
-                             motion=True, flags=True, resample=64, trim=True, fill_gaps=3)  # fmt: skip
+                             motion=True, flags=True, resample=64, trim=True, fill_gaps=3, depth=False)  # fmt: skip
 
 
 def best() -> Recipe:
-    """Convolution + transformer (with stochastic depth) on compact features: relative to the body with the
+    """Convolution + transformer (with stochastic depth) on compact x, y features: relative to the body with the
     camera's aspect ratio undone (to the hands when there is no body), hand shape (joints relative to the wrist,
     distances between joints), motion and presence flags; clips trimmed to the hands, short hand dropouts filled;
     training data varied as people and cameras vary, symmetric two-handed signs also made with one hand
-    (BEST_AUGMENT); AdamW with weight decay, label smoothing, a cosine schedule and a moving average of the
-    weights."""
+    (BEST_AUGMENT); AdamW with weight decay, label smoothing and a moving average of the weights; the plateau
+    schedule, so that validation decides how long it trains (at most 300 epochs)."""
     return Recipe(
         "best (convformer)", "convformer", {"dim": 128, "drop_path": 0.2},
         BEST_PREPROCESS,
         BEST_AUGMENT,
-        TrainConfig(max_epochs=100, patience=30, batch_size=32, lr=1e-3, weight_decay=0.05, label_smoothing=0.1,
-                    optimizer="adamw", schedule="cosine", warmup_epochs=5, grad_clip=1.0, ema=0.998),
+        TrainConfig(max_epochs=300, patience=30, batch_size=32, lr=1e-3, weight_decay=0.05, label_smoothing=0.1,
+                    optimizer="adamw", schedule="plateau", plateau_wait=10, plateau_decay=0.5, warmup_epochs=5,
+                    grad_clip=1.0, ema=0.998),
     )  # fmt: skip
 
 
