@@ -29,6 +29,20 @@ def webcam_signer(data_dir):
     return data_dir / "keypoints" / "webcam" / "akashsharma095"
 
 
+def _validation_losses(loss_of_epoch):
+    """A `LitClassifier.validation_step` whose validation loss is `loss_of_epoch(epoch)` (0-based), accuracy 0."""
+    import torch
+
+    def step(self, batch, batch_idx):
+        loss, acc = self.metrics["val_loss"], self.metrics["val_acc"]
+        loss.update(torch.tensor(float(loss_of_epoch(self.current_epoch))), weight=len(batch[2]))
+        acc.update(torch.zeros(len(batch[2])))
+        self.log("val_loss", loss, on_step=False, on_epoch=True)
+        self.log("val_acc", acc, on_step=False, on_epoch=True)
+
+    return step
+
+
 def quick(recipe, **config):
     return recipe.with_config(progress=False, **config)
 
@@ -362,12 +376,7 @@ def test_the_resume_point_is_the_last_epoch_even_when_validation_stopped_improvi
 
     from signrec.training import lightning as lit
 
-    def rising(self, batch, batch_idx):  # validation loss 1, 2, 3, ...: only the first epoch is the best
-        loss, acc = self.metrics["val_loss"], self.metrics["val_acc"]
-        loss.update(torch.tensor(float(self.current_epoch + 1)), weight=len(batch[2]))
-        acc.update(torch.zeros(len(batch[2])))
-        self.log("val_loss", loss, on_step=False, on_epoch=True)
-        self.log("val_acc", acc, on_step=False, on_epoch=True)
+    rising = _validation_losses(lambda epoch: epoch + 1.0)  # 1, 2, 3, ...: only the first epoch is the best
 
     monkeypatch.setattr(lit.LitClassifier, "validation_step", rising)
     out = tmp_path / "run"
@@ -381,16 +390,10 @@ def test_the_resume_point_is_the_last_epoch_even_when_validation_stopped_improvi
 def test_a_run_that_stopped_early_and_resumes_trains_no_more(webcam_signer, tmp_path, monkeypatch):
     """Killed after early stopping's last epoch but before the run was written, the same command resumed and
     trained another epoch (early stopping checks only after an epoch)."""
-    import torch
 
     from signrec.training import lightning as lit
 
-    def rising(self, batch, batch_idx):
-        loss, acc = self.metrics["val_loss"], self.metrics["val_acc"]
-        loss.update(torch.tensor(float(self.current_epoch + 1)), weight=len(batch[2]))
-        acc.update(torch.zeros(len(batch[2])))
-        self.log("val_loss", loss, on_step=False, on_epoch=True)
-        self.log("val_acc", acc, on_step=False, on_epoch=True)
+    rising = _validation_losses(lambda epoch: epoch + 1.0)
 
     monkeypatch.setattr(lit.LitClassifier, "validation_step", rising)
     config = quick(reference(), max_epochs=10, patience=2, threads=1)
@@ -431,12 +434,7 @@ def test_a_part_epoch_is_not_kept_and_a_resumed_history_is_the_resume_points(web
     from signrec.training import lightning as lit
     from signrec.training.stop import Interrupted
 
-    def falling(self, batch, batch_idx):  # validation loss 10, 9, 8, ...: each validation is the best so far
-        loss, acc = self.metrics["val_loss"], self.metrics["val_acc"]
-        loss.update(torch.tensor(10.0 - self.current_epoch), weight=len(batch[2]))
-        acc.update(torch.zeros(len(batch[2])))
-        self.log("val_loss", loss, on_step=False, on_epoch=True)
-        self.log("val_acc", acc, on_step=False, on_epoch=True)
+    falling = _validation_losses(lambda epoch: 10.0 - epoch)  # 10, 9, 8, ...: each validation is the best so far
 
     training_step = lit.LitClassifier.training_step
 
@@ -560,18 +558,12 @@ def test_keras_validates_and_saves_the_moving_average_of_the_weights(webcam_sign
 def test_the_plateau_schedule_lets_validation_end_training(webcam_signer, tmp_path, monkeypatch):
     """Issue 14: training stopped by validation, not by a fixed epoch count. The rate stays constant while the
     validation loss improves, then decays over half the epochs so far, and training ends with the decay."""
-    import torch
 
     from signrec.training import lightning as lit
 
     losses = [3.0, 2.0, 2.5, 2.6, 2.7, 1.0, 1.1]  # better until epoch 2, and once more during the decay
 
-    def scripted(self, batch, batch_idx):
-        loss, acc = self.metrics["val_loss"], self.metrics["val_acc"]
-        loss.update(torch.tensor(losses[min(self.current_epoch, len(losses) - 1)]), weight=len(batch[2]))
-        acc.update(torch.zeros(len(batch[2])))
-        self.log("val_loss", loss, on_step=False, on_epoch=True)
-        self.log("val_acc", acc, on_step=False, on_epoch=True)
+    scripted = _validation_losses(lambda epoch: losses[min(epoch, len(losses) - 1)])
 
     monkeypatch.setattr(lit.LitClassifier, "validation_step", scripted)
     config = quick(reference(), max_epochs=50, patience=50, threads=1, schedule="plateau", warmup_epochs=1,

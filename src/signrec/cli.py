@@ -389,18 +389,15 @@ def _recipe(args: argparse.Namespace):
               if getattr(args, k, None) is not None}  # fmt: skip
     config.update(seed=args.seed, progress=not args.no_progress)
     augment = r.augment if args.augment is None else ((r.augment or Augment()) if args.augment else None)
-    if getattr(args, "one_hand", None) is not None:
-        if not 0 <= args.one_hand <= 1:
-            raise UsageError(f"--one-hand {args.one_hand}: a probability, from 0 to 1")
+    for name, unit in (("one_hand", "a probability"), ("hand_place", "shoulder widths")):  # augmentation amounts
+        value, flag = getattr(args, name, None), "--" + name.replace("_", "-")
+        if value is None:
+            continue
+        if not 0 <= value <= 1:
+            raise UsageError(f"{flag} {value}: {unit}, from 0 to 1")
         if augment is None:
-            raise UsageError("--one-hand is an augmentation; this recipe trains without (add --augment)")
-        augment = replace(augment, one_hand=args.one_hand)
-    if getattr(args, "hand_place", None) is not None:
-        if not 0 <= args.hand_place <= 1:
-            raise UsageError(f"--hand-place {args.hand_place}: shoulder widths, from 0 to 1")
-        if augment is None:
-            raise UsageError("--hand-place is an augmentation; this recipe trains without (add --augment)")
-        augment = replace(augment, hand_place=args.hand_place)
+            raise UsageError(f"{flag} is an augmentation; this recipe trains without (add --augment)")
+        augment = replace(augment, **{name: value})
     model = args.model or r.model
     options = dict(r.model_options) if model == r.model else {}
     if getattr(args, "drop_path", None) is not None:

@@ -72,11 +72,16 @@ def validated_weights(model: Any, ema: float) -> list[np.ndarray]:
     return [keras.ops.convert_to_numpy(average.get(id(v), v)) for v in model.weights]
 
 
+def check_config(config: TrainConfig) -> None:
+    """What the Keras baseline cannot do, refused before any work starts."""
+    if config.schedule == "plateau":
+        raise ValueError("the plateau schedule is for --framework torch; the Keras baseline offers none or cosine")
+
+
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:
     """The Keras optimiser (with its schedule and clipping) that `config` describes."""
     keras = import_keras()
-    if config.schedule == "plateau":
-        raise ValueError("the plateau schedule is for --framework torch; the Keras baseline offers none or cosine")
+    check_config(config)
     lr: Any = config.lr
     if config.schedule == "cosine":
         warm = max(1, config.warmup_epochs) * steps_per_epoch
@@ -170,7 +175,7 @@ def fit(
                                 "folder); remove the folder or train into another --out")  # fmt: skip
     start = time.perf_counter()
     received: list[int] = []
-    stopped_early: list[int] = []
+    patience_spent = lambda: bool(history.rows) and len(history.rows) - history.best_epoch >= c.patience
 
     class Keep(keras.callbacks.Callback):
         """History, best weights, resume point and early stopping, for whole epochs only: a part-epoch (a signal
@@ -199,11 +204,8 @@ def fit(
             self.model.save(tmp)
             os.replace(tmp, last)
             best_weights.keep_only(history.best_epoch)  # once the resume point is past the older ones
-            if e - history.best_epoch >= c.patience:
-                stopped_early.append(e)
-                self.model.stop_training = True
-            if received or (c.max_minutes and time.perf_counter() - start > c.max_minutes * 60):
-                self.model.stop_training = True  # a signal during validation: not another epoch's first batch
+            if patience_spent() or received or (c.max_minutes and time.perf_counter() - start > c.max_minutes * 60):
+                self.model.stop_training = True  # (a signal during validation: not another epoch's first batch)
 
     def handle(signum: int, frame: Any) -> None:
         if received and signum == signal.SIGINT:
@@ -214,7 +216,7 @@ def fit(
     callbacks = [keras.callbacks.SwapEMAWeights(), Keep()] if c.ema else [Keep()]
     old = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        if len(history.rows) < c.max_epochs and not (history.rows and len(history.rows) - history.best_epoch >= c.patience):
+        if len(history.rows) < c.max_epochs and not patience_spent():  # a resumed run that had stopped trains no more
             model.fit(train_data, validation_data=val_data, epochs=c.max_epochs, initial_epoch=len(history.rows),
                       verbose=0, callbacks=callbacks)  # fmt: skip
     finally:
@@ -226,7 +228,7 @@ def fit(
     model.set_weights(best_weights.load(history.best_epoch))
     if received:
         stopped = signal.Signals(received[0]).name
-    elif stopped_early or len(history.rows) - history.best_epoch >= c.patience:
+    elif patience_spent():
         stopped = f"early stopping (no better val loss for {c.patience} epochs)"
     elif len(history.rows) < c.max_epochs:
         stopped = f"time cap ({c.max_minutes:g} min)"

@@ -186,8 +186,10 @@ def train(
     train their share and raise `SecondaryRank` when done."""
     if framework not in FRAMEWORKS:
         raise ValueError(f"unknown framework {framework!r}; known: {', '.join(FRAMEWORKS)}")
-    if framework == "keras" and recipe.config.schedule == "plateau":
-        raise ValueError("the plateau schedule is for --framework torch; the Keras baseline offers none or cosine")
+    if framework == "keras":
+        from .keras_train import check_config
+
+        check_config(recipe.config)
     if framework == "keras" and recipe.model != "lstm":
         raise ValueError(f"the Keras baseline is the reference LSTM only; model {recipe.model!r} needs --framework torch")
     out = Path(out)
