@@ -79,7 +79,7 @@ def test_body_relative_coordinates_ignore_where_the_signer_stands(seq):
 def test_each_feature_switch_adds_what_it_says(seq):
     base = Preprocess(features="compact", normalize="body")
     assert base(seq).shape == (len(seq), len(COMPACT_INDEX) * 3) == (len(seq), 276)
-    for switch, extra in (("hand_view", 126), ("hand_shape", 84), ("motion", 276), ("flags", 4)):
+    for switch, extra in (("hand_view", 126), ("hand_shape", 84), ("bones", 2 * 75), ("motion", 276), ("flags", 4)):
         p = Preprocess(features="compact", normalize="body", **{switch: True})
         assert p(seq).shape == (len(seq), 276 + extra) == (len(seq), p.num_features)
     flags = Preprocess(features="compact", flags=True)(seq)[:, -4:]
@@ -291,6 +291,32 @@ def test_hand_shape_ignores_where_the_hand_is_its_size_and_turn_and_is_zero_with
     np.testing.assert_allclose(got, want, atol=1e-4)
     assert np.isfinite(want).all() and want[hands[:, 0], :42].min() > 0
     assert not want[~hands[:, 0], :42].any() and not want[~hands[:, 1], 42:].any()  # missing hand: zeros
+
+
+def test_bones_are_unit_directions_that_ignore_where_the_hand_is_and_its_size_and_bends_ignore_its_turn(seq):
+    from signrec.transforms import HAND_PARENT, hand_bones
+
+    hands = layout.presence(seq)[:, [2, 3]]
+    got = hand_bones(seq, depth=False)
+    assert got.shape == (len(seq), 2 * 55) and np.isfinite(got).all()
+    left = got[:, :55]
+    directions, bends = left[:, :40].reshape(len(seq), 20, 2), left[:, 40:]
+    np.testing.assert_allclose(np.linalg.norm(directions[hands[:, 0]], axis=-1), 1.0, atol=1e-5)
+    # bone 6 (joint 7 from 6) by hand, in the first frame the left hand was found
+    t = int(np.flatnonzero(hands[:, 0])[0])
+    h = layout.part(seq, "left_hand")[t, :, :2]
+    v = h[7] - h[HAND_PARENT[7]]
+    np.testing.assert_allclose(directions[t, 6], v / np.linalg.norm(v), atol=1e-5)
+    # the index finger's middle joint (6) bends by the angle between bones 5 -> 6 and 6 -> 7
+    a, b = h[6] - h[5], h[7] - h[6]
+    np.testing.assert_allclose(bends[t, 4], a @ b / np.linalg.norm(a) / np.linalg.norm(b), atol=1e-5)
+    assert not got[~hands[:, 0], :55].any() and not got[~hands[:, 1], 55:].any()  # missing hand: zeros
+    moved = _move(seq, 0.1, -0.05, 1.3)  # elsewhere and larger: directions and bends unchanged
+    np.testing.assert_allclose(hand_bones(moved), got, atol=1e-4)
+    turned = hand_bones(rotate_scale(seq, 20.0, 1.0, 1.0))  # turned: directions turn, bends stay
+    np.testing.assert_allclose(turned[:, 40:55], bends, atol=1e-4)
+    assert np.abs(turned[hands[:, 0], :40] - left[hands[:, 0], :40]).max() > 0.1
+    assert hand_bones(seq, depth=True).shape == (len(seq), 2 * 75)
 
 
 def test_without_depth_the_features_do_not_see_z_and_keep_x_y_and_presence(seq):

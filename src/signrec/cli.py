@@ -335,6 +335,7 @@ def _switches(p: argparse.ArgumentParser) -> None:
                    help="coordinates relative to the body (shoulders), to the hands, or auto (body if there is one)")
     for name, what in (("hand-view", "each hand relative to its wrist as an extra view"),
                        ("hand-shape", "distances between joints of each hand, in hand sizes"),
+                       ("bones", "each hand's bones as unit directions and how far each finger joint bends"),
                        ("motion", "frame differences"), ("flags", "which parts were found, per frame"),
                        ("trim", "drop the frames before the first and after the last hand"),
                        ("aspect", "undo the camera's aspect ratio (portrait vs landscape) from the body's proportions"),
@@ -371,7 +372,7 @@ def _recipe(args: argparse.Namespace):
     from .transforms import Augment
 
     r = recipe(args.recipe, **({"activation": args.activation} if args.recipe == "reference" else {}))
-    pre = {k: getattr(args, k) for k in ("features", "normalize", "hand_view", "hand_shape", "motion", "flags",
+    pre = {k: getattr(args, k) for k in ("features", "normalize", "hand_view", "hand_shape", "bones", "motion", "flags",
                                          "resample", "fill_gaps", "trim", "aspect", "depth")
            if getattr(args, k, None) is not None}  # fmt: skip
     if pre.get("resample") == 0:

@@ -106,6 +106,7 @@ class Preprocess:
     fill_gaps: int = 0  # hands missing for at most this many frames in a row are interpolated (0 = off)
     trim: bool = False  # leading and trailing frames in which no hand was found are dropped (before resampling)
     hand_shape: bool = False  # distances between chosen joints of each hand, in hand sizes (HAND_PAIRS)
+    bones: bool = False  # each hand's 20 bones as unit directions, and how far each finger joint bends (cosines)
     depth: bool = True  # False: every z is zero before any feature is made (MediaPipe's z is a guess from one
     # camera, and its scale differs between its models and versions); the x, y features are unchanged
 
@@ -148,6 +149,7 @@ class Preprocess:
         n = coords
         n += len(self._hands) * HAND_POINTS * 3 if self.hand_view else 0
         n += len(self._hands) * len(HAND_PAIRS) if self.hand_shape else 0
+        n += len(self._hands) * bone_width(self.depth) if self.bones else 0
         n += coords if self.motion else 0
         n += len(self.parts) if self.flags else 0
         return n
@@ -155,7 +157,7 @@ class Preprocess:
     @property
     def is_reference(self) -> bool:
         return (self.features != "compact" and self.normalize == "none" and not self.fill_gaps
-                and not (self.hand_view or self.hand_shape or self.motion or self.flags))  # fmt: skip
+                and not (self.hand_view or self.hand_shape or self.bones or self.motion or self.flags))  # fmt: skip
 
     def __call__(self, keypoints: np.ndarray) -> np.ndarray:
         layout.check_frames(keypoints)
@@ -197,6 +199,8 @@ class Preprocess:
             views.append(hand_relative(frames, self._hands))
         if self.hand_shape:
             views.append(hand_distances(frames, self._hands))
+        if self.bones:
+            views.append(hand_bones(frames, self._hands, self.depth))
         if self.motion:
             d = np.zeros_like(coords)
             both = coord_present[1:] & coord_present[:-1]
@@ -223,13 +227,15 @@ class Preprocess:
         if self.normalize == "auto":
             d["normalize"] = "body" if "pose" in parts else "hands"
         if not any(p.endswith("hand") for p in parts):
-            d.update(hand_view=False, hand_shape=False)
+            d.update(hand_view=False, hand_shape=False, bones=False)
         return Preprocess(**d)
 
     def to_dict(self) -> dict:
         out = asdict(self)
         if self.depth:  # added later: left out when on, so runs made before it keep their fingerprints
             del out["depth"]
+        if not self.bones:  # the same
+            del out["bones"]
         return out
 
     @classmethod
@@ -365,6 +371,39 @@ def hand_distances(frames: np.ndarray, hands: tuple[str, ...] = ("left_hand", "r
         rel, size = _wrist_relative(frames, name)
         d = np.linalg.norm(rel[:, i] - rel[:, j], axis=-1)
         views.append(np.where(size[:, None] > 1e-6, d / np.maximum(size, 1e-6)[:, None], 0.0))
+    return np.concatenate(views, axis=1).astype(np.float32)
+
+
+# Each hand landmark's parent (the joint nearer the wrist; the wrist has none): the 20 bones of the hand's tree.
+HAND_PARENT = (-1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19)
+_BONE_CHILD = np.arange(1, HAND_POINTS)
+_BONE_PARENT = np.array(HAND_PARENT[1:])
+# The finger joints (MCP, PIP, DIP of each finger; the thumb's CMC, MCP, IP), where a bone meets the next one:
+# (bone into the joint, bone out of it), as indices into the 20 bones
+_BENDS = np.array([(c - 2, c - 1) for c in range(2, HAND_POINTS) if HAND_PARENT[c] == c - 1])
+
+
+def bone_width(depth: bool) -> int:
+    """Values per hand of `hand_bones`: 20 directions of 2 (x, y) or 3 (x, y, z) values, and 15 bends."""
+    return (HAND_POINTS - 1) * (3 if depth else 2) + len(_BENDS)
+
+
+def hand_bones(frames: np.ndarray, hands: tuple[str, ...] = ("left_hand", "right_hand"), depth: bool = False
+               ) -> np.ndarray:  # fmt: skip
+    """`(T, bone_width(depth) per hand)`: each bone (joint minus its parent) as a unit vector in the image plane
+    (with z when `depth`), so finger directions do not depend on the hand's size or the finger's length; and at
+    each of the 15 finger joints the cosine of the angle between the bone into it and the bone out of it (1 for a
+    straight finger, lower as it bends; unchanged by how the hand is turned in the image plane). Zeros where the
+    hand is missing, or a bone is too short to have a direction."""
+    dims = 3 if depth else 2
+    views = []
+    for name in hands:
+        h = layout.part(frames, name)[..., :dims].astype(np.float32)
+        v = h[:, _BONE_CHILD] - h[:, _BONE_PARENT]  # (T, 20, dims)
+        length = np.linalg.norm(v, axis=-1, keepdims=True)
+        unit = np.where(length > 1e-6, v / np.maximum(length, 1e-6), 0.0)
+        bend = np.sum(unit[:, _BENDS[:, 0]] * unit[:, _BENDS[:, 1]], axis=-1)  # (T, 15)
+        views.append(np.concatenate([unit.reshape(len(frames), -1), bend], axis=1))
     return np.concatenate(views, axis=1).astype(np.float32)
 
 
