@@ -101,6 +101,7 @@ ABLATIONS = {
                                                 augment=replace(BEST_AUGMENT, hand_place=0.3)),
     # this release's best with both hands placed up to 0.3 shoulder widths elsewhere
     "best-hand-place": lambda: replace(best(), augment=replace(BEST_AUGMENT, hand_place=0.3)),
+    "best-hand-place-0.6": lambda: replace(best(), augment=replace(BEST_AUGMENT, hand_place=0.6)),
     # this release's best with each hand's bone directions and finger bends
     "best-bones": lambda: replace(best(), preprocess=replace(BEST_PREPROCESS, bones=True)),
     # three members (seeds 0, 1, 2) averaged
@@ -184,7 +185,7 @@ def stratified_folds(store: KeypointStore, k: int, seed: int, unit=lambda c: c.p
     return folds
 
 
-def _store(src: Path, work: Path, name: str, aliases: dict[str, str] | None = None) -> KeypointStore:
+def shared_store(src: Path, work: Path, name: str, aliases: dict[str, str] | None = None) -> KeypointStore:
     """A store for a shared keypoint folder: the folder itself when it is one, else its import into
     WORK/stores/NAME (done once; a rerun imports nothing)."""
     if not aliases:
@@ -233,7 +234,7 @@ def protocol2(data: Path, seeds: int, work: Path) -> list[Task]:
 
 
 def protocol3(data: Path, seeds: int, work: Path) -> list[Task]:
-    store = _store(data / "keypoints" / "webcam", work, "webcam")
+    store = shared_store(data / "keypoints" / "webcam", work, "webcam")
     signers = sorted({c.signer for c in store.clips if c.gloss == "iloveyou"})
     store = store.select(lambda c: c.signer in signers)
     tasks = []
@@ -247,7 +248,7 @@ def protocol3(data: Path, seeds: int, work: Path) -> list[Task]:
 
 
 def protocol4(data: Path, seeds: int, work: Path) -> list[Task]:
-    store = _store(data / "keypoints" / "wlasl300-hands", work, "wlasl300-hands")
+    store = shared_store(data / "keypoints" / "wlasl300-hands", work, "wlasl300-hands")
     w100 = filter_store(store, "wlasl100=1")
     tasks = []
     for seed in range(seeds):
@@ -264,8 +265,8 @@ def _val_only(split: Split) -> Split:
 
 
 def protocol5(data: Path, seeds: int, work: Path) -> list[Task]:
-    webcam = _store(data / "keypoints" / "webcam", work, "webcam")
-    gislr = _store(data / "keypoints" / "gislr-hello-thankyou", work, "gislr", aliases={"thankyou": "thanks"})
+    webcam = shared_store(data / "keypoints" / "webcam", work, "webcam")
+    gislr = shared_store(data / "keypoints" / "gislr-hello-thankyou", work, "gislr", aliases={"thankyou": "thanks"})
     tasks = []
     for seed in range(seeds):
         tasks.append(Task(f"5 (webcam -> gislr)-seed{seed}-w2g", webcam, _val_only(make_split(webcam, "signer:0")), seed,
