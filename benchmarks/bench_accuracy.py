@@ -102,6 +102,7 @@ ABLATIONS = {
     # this release's best with both hands placed up to 0.3 shoulder widths elsewhere
     "best-hand-place": lambda: replace(best(), augment=replace(BEST_AUGMENT, hand_place=0.3)),
     "best-hand-place-0.6": lambda: replace(best(), augment=replace(BEST_AUGMENT, hand_place=0.6)),
+    "best-hand-place-1.0": lambda: replace(best(), augment=replace(BEST_AUGMENT, hand_place=1.0)),
     # this release's best with each hand's bone directions and finger bends
     "best-bones": lambda: replace(best(), preprocess=replace(BEST_PREPROCESS, bones=True)),
     # three members (seeds 0, 1, 2) averaged

@@ -261,6 +261,24 @@ def test_placing_the_hands_elsewhere_moves_them_by_shoulder_widths_and_keeps_the
     assert not np.allclose(layout.part(placed, "left_hand"), layout.part(seq, "left_hand"))
 
 
+def test_placing_the_hands_needs_a_body_and_leaves_hands_only_clips_as_they_would_be_without_it(seq):
+    """Hands-only data is normalised to the hands, so moving both hands changes nothing the model sees; such a clip
+    is augmented exactly as without hand placement (no random draw spent on it), so a hands-only run is the same
+    model whichever placement the recipe asks for."""
+    from signrec.presets import BEST_AUGMENT, BEST_PREPROCESS
+    from signrec.transforms import place_hands
+
+    hands_only = seq.copy()
+    hands_only[:, : layout.COMPONENTS["face"].stop] = 0  # no pose, no face: a WLASL300-hands clip
+    pre = BEST_PREPROCESS.for_parts(("left_hand", "right_hand"))
+    np.testing.assert_allclose(pre(place_hands(hands_only, np.array([0.7, -0.4]))), pre(hands_only), atol=1e-5)
+    with_place, without = replace(BEST_AUGMENT, hand_place=1.0), replace(BEST_AUGMENT, hand_place=0.0)
+    for k in range(5):
+        a, b = with_place(hands_only, np.random.default_rng(k)), without(hands_only, np.random.default_rng(k))
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(with_place(seq, np.random.default_rng(0)), without(seq, np.random.default_rng(0)))
+
+
 def test_level_aspect_makes_portrait_and_landscape_agree(seq):
     """The same signer filmed with another aspect ratio (y stretched 1.6x) gives the same features."""
     from signrec.transforms import level_aspect

@@ -654,7 +654,8 @@ class Augment:
     shear: float = 0.0  # x += k * y with k uniform in [-shear, shear] (camera tilt / lens)
     shift: float = 0.0  # the whole person moved by up to this, in image units
     arms: float = 0.0  # each hand's distance from the body times 1 +- arms
-    hand_place: float = 0.0  # both hands moved by up to this many shoulder widths (x and y), the same all clip
+    hand_place: float = 0.0  # both hands moved by up to this many shoulder widths (x and y), the same all clip;
+    # clips without a body are left alone (hands-only features are relative to the hands: nothing would change)
     hand_rotate: float = 0.0  # each hand turned about its wrist by up to this many degrees (uniform, +-)
     hand_scale: float = 0.0  # each hand's size about its wrist times 1 +- hand_scale
     stretch: float = 0.2  # length times 1 +- stretch (speed, frame rate)
@@ -672,7 +673,8 @@ class Augment:
             frames = sign_one_handed(frames, weak)
         if self.arms:
             frames = move_arms(frames, {h: 1 + rng.uniform(-self.arms, self.arms) for h in ("left_hand", "right_hand")})
-        if self.hand_place:
+        if self.hand_place and layout.presence(frames)[:, layout.PARTS.index("pose")].any():  # relative to a body:
+            # without one the features are relative to the hands, which this moves as a whole; no draw spent
             frames = place_hands(frames, rng.uniform(-self.hand_place, self.hand_place, 2))
         if self.hand_rotate or self.hand_scale:
             frames = turn_hands(frames, {h: (rng.uniform(-self.hand_rotate, self.hand_rotate),
