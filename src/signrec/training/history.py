@@ -107,8 +107,11 @@ class History:
         r, best = self.rows[-1], self.best
         e, b = int(r["epoch"]), self.best_epoch
         elapsed, per_epoch = time.perf_counter() - self._start, self.seconds_per_epoch(recent=5)
-        if self.left is not None:  # the schedule knows (the plateau schedule's decay)
+        if self.left is not None:  # the schedule knows (the plateau schedule's decay), unless max epochs come first
             left, text = self.left()
+            if e + left > self.max_epochs:
+                left = self.max_epochs - e
+                text = f"stops in {left} epoch{'s' if left != 1 else ''} (max epochs)"
             eta = left * per_epoch
             if self.max_minutes is not None:
                 eta = min(eta, max(0.0, self.max_minutes * 60 - elapsed))

@@ -182,7 +182,7 @@ class _Plateau(L.Callback):
         """Epochs still to run, for progress lines: the decay's rest, or the soonest the decay could end."""
         if self.decay_start is not None:
             n = max(0, self.decay_start + self.decay_epochs - self.done)
-            return n, f"stops in {n} epochs (the rate's decay)"
+            return n, f"stops in {n} epoch{'s' if n != 1 else ''} (the rate's decay)"
         waiting = max(0, self.wait - self.bad)
         n = waiting + max(self.wait, round(self.decay * (self.done + waiting)))
         return n, f"stops in {n} epochs at the soonest, later while val improves"
