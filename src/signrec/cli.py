@@ -349,8 +349,8 @@ def _switches(p: argparse.ArgumentParser) -> None:
                    help="how often a symmetric two-handed clip is made one-handed (best recipe: 0.5; 0.8 scored "
                    "higher on new webcam signers, unmeasured on WLASL: BENCHMARKS.md)")  # fmt: skip
     g.add_argument("--hand-place", type=float, metavar="D",
-                   help="both hands moved by up to D shoulder widths from where they were signed, the same all clip "
-                   "(people sign at other heights; BENCHMARKS.md: 0.3 on new webcam signers)")  # fmt: skip
+                   help="both hands moved by up to D shoulder widths from where they were signed, the same all clip, "
+                   "in clips with a body (people sign at other heights; best recipe: 1.0, BENCHMARKS.md)")  # fmt: skip
     g.add_argument("--optimizer", choices=["adam", "adamw"])
     g.add_argument("--schedule", choices=["none", "cosine", "plateau"], help="learning-rate schedule: cosine over "
                    "--max-epochs, or plateau: constant until validation stops improving, then a decay that ends "

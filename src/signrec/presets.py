@@ -36,12 +36,13 @@ def reference(activation: str = "tanh") -> Recipe:
 
 
 # Augmentation for new people and cameras: handedness (mirror), camera tilt, distance and field of view (rotate,
-# scale, shear, aspect), where the person stands (shift), body proportions (arms), how each hand is held (hand_rotate,
-# hand_scale), speed and frame rate (stretch, drop), when the recording starts and stops (crop), a tracker losing a
-# hand (hand_drop), people who sign a two-handed sign with one hand (one_hand) and landmark noise (jitter).
+# scale, shear, aspect), where the person stands (shift), body proportions (arms), where relative to the body they
+# sign (hand_place: up to a shoulder width; only clips with a body), how each hand is held (hand_rotate, hand_scale),
+# speed and frame rate (stretch, drop), when the recording starts and stops (crop), a tracker losing a hand
+# (hand_drop), people who sign a two-handed sign with one hand (one_hand) and landmark noise (jitter).
 # BENCHMARKS.md: what it buys.
-BEST_AUGMENT = Augment(mirror=0.5, rotate=15, scale=0.2, aspect=1.3, shear=0.15, shift=0.05, arms=0.15, hand_rotate=10,
-                       hand_scale=0.1, stretch=0.3, drop=0.1, crop=0.2, hand_drop=0.2, one_hand=0.5,
+BEST_AUGMENT = Augment(mirror=0.5, rotate=15, scale=0.2, aspect=1.3, shear=0.15, shift=0.05, arms=0.15, hand_place=1.0,
+                       hand_rotate=10, hand_scale=0.1, stretch=0.3, drop=0.1, crop=0.2, hand_drop=0.2, one_hand=0.5,
                        jitter=0.003)  # fmt: skip
 # x and y only (depth=False): MediaPipe's z is a one-camera guess, on another scale in each of its models
 BEST_PREPROCESS = Preprocess(features="compact", normalize="auto", aspect=True, hand_view=True, hand_shape=True,
@@ -52,8 +53,8 @@ def best() -> Recipe:
     """Convolution + transformer (with stochastic depth) on compact x, y features: relative to the body with the
     camera's aspect ratio undone (to the hands when there is no body), hand shape (joints relative to the wrist,
     distances between joints), motion and presence flags; clips trimmed to the hands, short hand dropouts filled;
-    training data varied as people and cameras vary, symmetric two-handed signs also made with one hand
-    (BEST_AUGMENT); AdamW with weight decay, label smoothing and a moving average of the weights; the plateau
+    training data varied as people and cameras vary (where they sign included), symmetric two-handed signs also
+    made with one hand (BEST_AUGMENT); AdamW with weight decay, label smoothing and a moving average of the weights; the plateau
     schedule, so that validation decides how long it trains (at most 300 epochs)."""
     return Recipe(
         "best (convformer)", "convformer", {"dim": 128, "drop_path": 0.2},
