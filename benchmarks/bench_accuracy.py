@@ -327,15 +327,17 @@ def run_task(task: Task, recipe_name: str, work: Path) -> dict:
            "per_gloss": m.per_gloss, "per_signer": per_signer, "confusion": m.confusion, "ece": m.ece,
            "ece_uncalibrated": m.ece_uncalibrated, "threshold": m.threshold, "coverage": m.coverage,
            "answered_top1": m.answered_top1, "mirror_tta": mirror_tta, "fingerprint": key,
-           "y": y.tolist(), "raw": np.round(raw, 5).tolist()}  # fmt: skip
+           "clips": [c.path for c in known], "y": y.tolist(), "raw": np.round(raw, 5).tolist()}  # fmt: skip
     atomic_write_json(done, out)
     return out
 
 
 def seeds_averaged(results: list[dict]) -> str:
     """Top-1 / top-5 of the runs' probabilities averaged (an ensemble of the seeds, as `--ensemble N` trains one),
-    when they scored the same clips; empty otherwise (the folds of leave-one-out, results saved without them)."""
-    if len(results) < 2 or any("raw" not in r for r in results) or any(r["y"] != results[0]["y"] for r in results):
+    when they scored the same clips; empty otherwise (the folds of leave-one-out, results saved without them: the
+    labels alone can agree by chance, when two folds' people signed each gloss as often)."""
+    if len(results) < 2 or any("clips" not in r for r in results) or any(r["clips"] != results[0]["clips"]
+                                                                          for r in results):  # fmt: skip
         return ""
     probs, y = np.mean([np.array(r["raw"]) for r in results], axis=0), np.array(results[0]["y"])
     return f"{100 * topk_hits(probs, y, 1).mean():.1f} / {100 * topk_hits(probs, y, results[0]['k']).mean():.1f}"
