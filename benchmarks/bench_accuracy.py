@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np
-from common import machine, markdown_table, require_data
+from common import machine, markdown_table, require_data, shared_store
 
 from signrec.evaluate import score, topk_hits
 from signrec.io import atomic_write_json
@@ -190,19 +190,6 @@ def stratified_folds(store: KeypointStore, k: int, seed: int, unit=lambda c: c.p
             folds[(n + offset) % k].extend(group[i])
         offset += len(group)
     return folds
-
-
-def shared_store(src: Path, work: Path, name: str, aliases: dict[str, str] | None = None) -> KeypointStore:
-    """A store for a shared keypoint folder: the folder itself when it is one, else its import into
-    WORK/stores/NAME (done once; a rerun imports nothing)."""
-    if not aliases:
-        try:
-            return open_store(src)
-        except ValueError:
-            pass
-    target = work / "stores" / name
-    import_keypoints(src, target, aliases=aliases, progress=False)
-    return open_store(target)
 
 
 def protocol1(data: Path, seeds: int, work: Path) -> list[Task]:

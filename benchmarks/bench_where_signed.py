@@ -17,22 +17,21 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-from bench_accuracy import shared_store
-from common import markdown_table, require_data
+from common import markdown_table, require_data, shared_store
 
 from signrec import layout
 from signrec.transforms import level_aspect, normalize_body
 
-PALM = [0, 5, 9, 13, 17]
-NOSE = 0
+PALM = [0, 5, 9, 13, 17]  # the wrist and the four finger bases
+Heights = list[tuple[str, float, float]]
 
 
-def heights(frames: np.ndarray) -> list[tuple[str, float, float]]:
+def heights(frames: np.ndarray) -> Heights:
     """(hand, highest, median) for each hand found in 3 frames or more: palm height minus the nose's, in shoulder
     widths (positive: below the nose)."""
     present = layout.presence(frames)
     body = normalize_body(level_aspect(frames))
-    nose = layout.part(body, "pose")[:, NOSE, 1]
+    nose = layout.part(body, "pose")[:, layout.POSE_NOSE, 1]
     out = []
     for hand in ("left_hand", "right_hand"):
         seen = present[:, layout.PARTS.index(hand)] & present[:, layout.PARTS.index("pose")]
@@ -43,14 +42,16 @@ def heights(frames: np.ndarray) -> list[tuple[str, float, float]]:
     return out
 
 
-def per_group(store, key) -> dict[tuple, list[tuple[str, float, float]]]:
-    groups: dict[tuple, list[tuple[str, float, float]]] = {}
+def by_person(store) -> dict[tuple[str, str], Heights]:
+    """Heights per (person, gloss), each clip read once; groups without a usable hand are left out."""
+    groups: dict[tuple[str, str], Heights] = {}
     for c in store.clips:
-        groups.setdefault(key(c), []).extend(heights(store.read(c)))
+        if hs := heights(store.read(c)):
+            groups.setdefault((c.signer or "?", c.gloss), []).extend(hs)
     return groups
 
 
-def row(name: list[object], hs: list[tuple[str, float, float]]) -> list[object]:
+def row(name: list[object], hs: Heights) -> list[object]:
     left = sum(h == "left_hand" for h, _, _ in hs) / len(hs)
     return [*name, len(hs), f"{statistics.median(h for _, h, _ in hs):+.2f}",
             f"{statistics.median(m for _, _, m in hs):+.2f}", f"{100 * left:.0f}"]  # fmt: skip
@@ -66,18 +67,16 @@ def main() -> None:
                "gislr": shared_store(data / "keypoints" / "gislr-hello-thankyou", work, "gislr",
                                      aliases={"thankyou": "thanks"})}  # fmt: skip
     header = ["hands", "highest (median)", "median height (median)", "left hand %"]
+    people = {name: by_person(store) for name, store in sources.items()}
     rows = []
-    for name, store in sources.items():
-        for (gloss,), hs in sorted(per_group(store, lambda c: (c.gloss,)).items()):
-            rows.append(row([name, gloss], hs))
+    for name, groups in people.items():
+        by_gloss: dict[str, Heights] = {}
+        for (_, gloss), hs in groups.items():
+            by_gloss.setdefault(gloss, []).extend(hs)
+        rows += [row([name, gloss], hs) for gloss, hs in sorted(by_gloss.items())]
     print("Palm height below the nose, in shoulder widths, per source and gloss:\n")
     print(markdown_table(["source", "gloss", *header], rows))
-    people = {}
-    for name, store in sources.items():
-        for (signer, gloss), hs in per_group(store, lambda c: (c.signer, c.gloss)).items():
-            people.setdefault((name, signer), {})[gloss] = hs
-    rows = [row([name, signer, gloss], hs) for (name, signer), by in sorted(people.items()) if name == "gislr"
-            for gloss, hs in sorted(by.items())]  # fmt: skip
+    rows = [row(["gislr", signer, gloss], hs) for (signer, gloss), hs in sorted(people["gislr"].items())]
     print("\nPer GISLR person:\n")
     print(markdown_table(["source", "person", "gloss", *header], rows))
     if args.plot:
@@ -87,12 +86,13 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 5))
-        for (name, signer), by in people.items():
-            if {"hello", "thanks"} <= set(by):
-                x, y = (statistics.median(h for _, h, _ in by[g]) for g in ("hello", "thanks"))
-                ax.scatter(x, y, c="tab:blue" if name == "webcam" else "tab:orange", s=30,
-                           label=name if name not in ax.get_legend_handles_labels()[1] else None)  # fmt: skip
-                ax.annotate(signer[:6], (x, y), fontsize=6, alpha=0.7)
+        for name, groups in people.items():
+            for signer in sorted({s for s, _ in groups}):
+                if (signer, "hello") in groups and (signer, "thanks") in groups:
+                    x, y = (statistics.median(h for _, h, _ in groups[(signer, g)]) for g in ("hello", "thanks"))
+                    ax.scatter(x, y, c="tab:blue" if name == "webcam" else "tab:orange", s=30,
+                               label=name if name not in ax.get_legend_handles_labels()[1] else None)  # fmt: skip
+                    ax.annotate(signer[:6], (x, y), fontsize=6, alpha=0.7)
         ax.plot([-0.5, 1.5], [-0.5, 1.5], "k:", lw=0.8)
         ax.set_xlabel("hello: highest palm point below the nose (shoulder widths)")
         ax.set_ylabel("thanks: the same")
