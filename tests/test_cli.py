@@ -97,6 +97,10 @@ def test_every_switch_of_the_best_recipe_reaches_it():
         _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--recipe", "best", "--one-hand", "2"]))
     placed = _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--recipe", "best", "--hand-place", "0.2"]))
     assert placed.augment.hand_place == 0.2 and placed.augment.one_hand == default.augment.one_hand
+    far = _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--recipe", "best", "--hand-place", "1.5"]))
+    assert far.augment.hand_place == 1.5 and default.augment.hand_place == 1.0  # shoulder widths, not a probability
+    with pytest.raises(Exception, match="shoulder widths, from 0 to 3"):
+        _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--recipe", "best", "--hand-place", "4"]))
     with pytest.raises(Exception, match="add --augment"):
         _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--hand-place", "0.2"]))
     plateau = _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--schedule", "plateau",

@@ -325,9 +325,19 @@ def test_bones_are_unit_directions_that_ignore_where_the_hand_is_and_its_size_an
     h = layout.part(seq, "left_hand")[t, :, :2]
     v = h[7] - h[HAND_PARENT[7]]
     np.testing.assert_allclose(directions[t, 6], v / np.linalg.norm(v), atol=1e-5)
-    # the index finger's middle joint (6) bends by the angle between bones 5 -> 6 and 6 -> 7
-    a, b = h[6] - h[5], h[7] - h[6]
-    np.testing.assert_allclose(bends[t, 4], a @ b / np.linalg.norm(a) / np.linalg.norm(b), atol=1e-5)
+    # the tree is MediaPipe's own hand graph, with the middle and ring finger bases hung from the wrist instead of
+    # from their neighbours along the palm
+    import mediapipe as mp
+
+    ours = {tuple(sorted((c, p))) for c, p in enumerate(HAND_PARENT) if p >= 0}
+    theirs = {tuple(sorted(e)) for e in mp.solutions.hands.HAND_CONNECTIONS}
+    assert ours - theirs == {(0, 9), (0, 13)} and theirs - ours == {(5, 9), (9, 13), (13, 17)}
+    # each finger's three joints (the thumb's 1, 2, 3; the index finger's 5, 6, 7; ...) bend by the angle between
+    # the bone into the joint and the bone out of it, in this order
+    joints = [base + k for base in (1, 5, 9, 13, 17) for k in range(3)]
+    for n, j in enumerate(joints):
+        into, out = h[j] - h[HAND_PARENT[j]], h[j + 1] - h[j]
+        np.testing.assert_allclose(bends[t, n], into @ out / np.linalg.norm(into) / np.linalg.norm(out), atol=1e-5)
     assert not got[~hands[:, 0], :55].any() and not got[~hands[:, 1], 55:].any()  # missing hand: zeros
     moved = _move(seq, 0.1, -0.05, 1.3)  # elsewhere and larger: directions and bends unchanged
     np.testing.assert_allclose(hand_bones(moved), got, atol=1e-4)
@@ -335,6 +345,9 @@ def test_bones_are_unit_directions_that_ignore_where_the_hand_is_and_its_size_an
     np.testing.assert_allclose(turned[:, 40:55], bends, atol=1e-4)
     assert np.abs(turned[hands[:, 0], :40] - left[hands[:, 0], :40]).max() > 0.1
     assert hand_bones(seq, depth=True).shape == (len(seq), 2 * 75)
+    for name in ("bones", "hand_shape"):  # refused up front, not a failure inside the first batch
+        with pytest.raises(ValueError, match=f"{name} needs a hand part"):
+            Preprocess(features="compact", parts=("pose",), **{name: True})
 
 
 def test_without_depth_the_features_do_not_see_z_and_keep_x_y_and_presence(seq):

@@ -617,7 +617,7 @@ def test_progress_lines_of_the_plateau_schedule_say_when_it_can_stop(tmp_path, w
     capped = io.StringIO()  # --max-epochs 8 comes first: 3 epochs left, not 6
     History(tmp_path / "c.csv", 8, 8, stream=capped, left=plateau.epochs_left).epoch(5, train_loss=1.0,
                                                                                      val_loss=1.0, val_acc=0.5)
-    assert "stops in 3 epochs (max epochs)" in capped.getvalue() and "at the soonest" not in capped.getvalue()
+    assert "stops in 3 epochs, at max epochs (~" in capped.getvalue() and "at the soonest" not in capped.getvalue()
     plateau.decay_start, plateau.decay_epochs, plateau.done = 5, 3, 6
     assert plateau.epochs_left() == (2, "stops in 2 epochs (the rate's decay)")
     plateau.done = 7

@@ -390,12 +390,12 @@ def _recipe(args: argparse.Namespace):
               if getattr(args, k, None) is not None}  # fmt: skip
     config.update(seed=args.seed, progress=not args.no_progress)
     augment = r.augment if args.augment is None else ((r.augment or Augment()) if args.augment else None)
-    for name, unit in (("one_hand", "a probability"), ("hand_place", "shoulder widths")):  # augmentation amounts
+    for name, unit, most in (("one_hand", "a probability", 1), ("hand_place", "shoulder widths", 3)):  # amounts
         value, flag = getattr(args, name, None), "--" + name.replace("_", "-")
         if value is None:
             continue
-        if not 0 <= value <= 1:
-            raise UsageError(f"{flag} {value}: {unit}, from 0 to 1")
+        if not 0 <= value <= most:
+            raise UsageError(f"{flag} {value}: {unit}, from 0 to {most}")
         if augment is None:
             raise UsageError(f"{flag} is an augmentation; this recipe trains without (add --augment)")
         augment = replace(augment, **{name: value})

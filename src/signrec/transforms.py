@@ -8,12 +8,15 @@ defaults are the reference model's input (every raw value of every frame); each 
 - `normalize="body"`: x, y, z relative to the body: centred on the middle of the shoulders and divided by the
   shoulder width (per sequence, so where the signer stands and how far from the camera no longer matter);
 - `hand_view=True`: each hand also relative to its own wrist, divided by its size (hand shape as such);
+- `hand_shape=True`: distances between chosen joints of each hand, in hand sizes; `bones=True`: each hand's
+  bones as unit directions and how far each finger joint bends;
 - `motion=True`: frame-to-frame differences (zero where a part appears or disappears);
 - `flags=True`: whether pose, face, left and right hand were found in each frame (missing parts explicit);
 - `resample=N`: sequences longer than N frames are resampled to N (models that need a bounded length).
 
 `Augment` works on raw `(T, 1662)` sequences before `Preprocess`: a left-right mirror that swaps the hands,
-small rotations and scalings about the body, time stretching and dropped frames. Every step is switchable.
+small rotations and scalings about the body, both hands placed elsewhere relative to the body, each hand turned
+and sized, time stretching, crops and dropped frames, lost hands, one-handed forms. Every step is switchable.
 """
 
 from __future__ import annotations
@@ -119,8 +122,9 @@ class Preprocess:
         if self.normalize == "body" and "pose" not in self.parts:  # "auto" picks hands then
             raise ValueError("normalize='body' needs the pose part; these keypoints have "
                              f"{layout.parts_label(self.parts)}")  # fmt: skip
-        if self.hand_view and not self._hands:
-            raise ValueError(f"hand_view needs a hand part; these keypoints have {layout.parts_label(self.parts)}")
+        for name in ("hand_view", "hand_shape", "bones"):
+            if getattr(self, name) and not self._hands:
+                raise ValueError(f"{name} needs a hand part; these keypoints have {layout.parts_label(self.parts)}")
         if not self._coord_parts:
             raise ValueError(f"features {self.features!r} use none of the parts {layout.parts_label(self.parts)}")
 
@@ -393,7 +397,8 @@ def hand_bones(frames: np.ndarray, hands: tuple[str, ...] = ("left_hand", "right
     """`(T, bone_width(depth) per hand)`: each bone (joint minus its parent) as a unit vector in the image plane
     (with z when `depth`), so finger directions do not depend on the hand's size or the finger's length; and at
     each of the 15 finger joints the cosine of the angle between the bone into it and the bone out of it (1 for a
-    straight finger, lower as it bends; unchanged by how the hand is turned in the image plane). Zeros where the
+    straight finger, lower as it bends; unchanged by how the hand is turned in the image plane, when x and y are
+    in the same units: with `aspect` and a body, not in raw image shares of width and height). Zeros where the
     hand is missing, or a bone is too short to have a direction."""
     dims = 3 if depth else 2
     views = []

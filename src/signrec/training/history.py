@@ -37,6 +37,11 @@ def eta_seconds(epoch: int, best_epoch: int, patience: int, max_epochs: int, sec
     return left
 
 
+def epochs(n: int) -> str:
+    """`1 epoch`, `3 epochs`: for progress lines."""
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
+
 def format_seconds(s: float) -> str:
     if s < 90:
         return f"{s:.0f} s"
@@ -111,7 +116,7 @@ class History:
             left, text = self.left()
             if e + left > self.max_epochs:
                 left = self.max_epochs - e
-                text = f"stops in {left} epoch{'s' if left != 1 else ''} (max epochs)"
+                text = f"stops in {epochs(left)}, at max epochs"
             eta = left * per_epoch
             if self.max_minutes is not None:
                 eta = min(eta, max(0.0, self.max_minutes * 60 - elapsed))
@@ -119,7 +124,7 @@ class History:
         else:
             left = epochs_left(e, b, self.patience, self.max_epochs)
             eta = eta_seconds(e, b, self.patience, self.max_epochs, per_epoch, elapsed, self.max_minutes)
-            when = f"stops within {left} epochs unless val improves (~{format_seconds(eta)})" if left else "stopping"
+            when = f"stops within {epochs(left)} unless val improves (~{format_seconds(eta)})" if left else "stopping"
         return (f"{self.desc} epoch {e}/{self.max_epochs} | loss {r.get('train_loss', math.nan):.3f} / val "
                 f"{r.get('val_loss', math.nan):.3f} | val acc {r.get('val_acc', math.nan):.1%} | best "
                 f"{best.get('val_acc', math.nan):.1%} (epoch {b}) | {when}")  # fmt: skip

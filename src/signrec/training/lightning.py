@@ -37,7 +37,7 @@ from ..store import Clip, KeypointStore
 from . import ranks
 from . import threads as thread_choice
 from .config import TrainConfig
-from .history import History
+from .history import History, epochs
 from .stop import Interrupted
 
 LAST_CKPT = "last.ckpt"
@@ -182,10 +182,10 @@ class _Plateau(L.Callback):
         """Epochs still to run, for progress lines: the decay's rest, or the soonest the decay could end."""
         if self.decay_start is not None:
             n = max(0, self.decay_start + self.decay_epochs - self.done)
-            return n, f"stops in {n} epoch{'s' if n != 1 else ''} (the rate's decay)"
+            return n, f"stops in {epochs(n)} (the rate's decay)"
         waiting = max(0, self.wait - self.bad)
         n = waiting + max(self.wait, round(self.decay * (self.done + waiting)))
-        return n, f"stops in {n} epochs at the soonest, later while val improves"
+        return n, f"stops in {epochs(n)} at the soonest, later while val improves"
 
     def on_train_start(self, trainer: L.Trainer, module: LitClassifier) -> None:
         if self.finished:  # resumed after the decay ended (killed before the run was written): nothing to train
