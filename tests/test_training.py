@@ -628,9 +628,3 @@ def test_progress_lines_of_the_plateau_schedule_say_when_it_can_stop(tmp_path, w
     with pytest.raises(ValueError, match="plateau schedule is for --framework torch"):
         train(webcam_signer, tmp_path / "keras", quick(reference(), schedule="plateau"), "keras")
     assert not (tmp_path / "keras").exists()  # refused before the run folder is touched
-    with pytest.raises(ValueError, match="plateau_wait"):
-        TrainConfig(schedule="plateau", plateau_wait=0)
-    assert "plateau_wait" not in TrainConfig(schedule="cosine").result_settings()  # older fingerprints stay
-    with pytest.raises(ValueError, match="plateau schedule is for --framework torch"):
-        train(webcam_signer, tmp_path / "keras", quick(reference(), schedule="plateau"), "keras")
-    assert not (tmp_path / "keras").exists()  # refused before the run folder is touched

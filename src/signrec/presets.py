@@ -54,8 +54,8 @@ def best() -> Recipe:
     camera's aspect ratio undone (to the hands when there is no body), hand shape (joints relative to the wrist,
     distances between joints), motion and presence flags; clips trimmed to the hands, short hand dropouts filled;
     training data varied as people and cameras vary (where they sign included), symmetric two-handed signs also
-    made with one hand (BEST_AUGMENT); AdamW with weight decay, label smoothing and a moving average of the weights; the plateau
-    schedule, so that validation decides how long it trains (at most 300 epochs)."""
+    made with one hand (BEST_AUGMENT); AdamW with weight decay, label smoothing and a moving average of the
+    weights; the plateau schedule, so that validation decides how long it trains (at most 300 epochs)."""
     return Recipe(
         "best (convformer)", "convformer", {"dim": 128, "drop_path": 0.2},
         BEST_PREPROCESS,

@@ -31,10 +31,12 @@ def epochs_left(epoch: int, best_epoch: int, patience: int, max_epochs: int) -> 
 def eta_seconds(epoch: int, best_epoch: int, patience: int, max_epochs: int, seconds_per_epoch: float,
                 elapsed: float = 0.0, max_minutes: float | None = None) -> float:  # fmt: skip
     """Seconds until training stops at the latest if validation does not improve (time cap included)."""
-    left = epochs_left(epoch, best_epoch, patience, max_epochs) * seconds_per_epoch
-    if max_minutes is not None:
-        left = min(left, max(0.0, max_minutes * 60 - elapsed))
-    return left
+    return capped(epochs_left(epoch, best_epoch, patience, max_epochs) * seconds_per_epoch, elapsed, max_minutes)
+
+
+def capped(seconds: float, elapsed: float, max_minutes: float | None) -> float:
+    """`seconds` still to run, no more than what the time cap leaves."""
+    return seconds if max_minutes is None else min(seconds, max(0.0, max_minutes * 60 - elapsed))
 
 
 def epochs(n: int) -> str:
@@ -117,9 +119,7 @@ class History:
             if e + left > self.max_epochs:
                 left = self.max_epochs - e
                 text = f"stops in {epochs(left)}, at max epochs"
-            eta = left * per_epoch
-            if self.max_minutes is not None:
-                eta = min(eta, max(0.0, self.max_minutes * 60 - elapsed))
+            eta = capped(left * per_epoch, elapsed, self.max_minutes)
             when = f"{text} (~{format_seconds(eta)})" if left else "stopping"
         else:
             left = epochs_left(e, b, self.patience, self.max_epochs)
