@@ -111,6 +111,8 @@ ABLATIONS = {
     "best-hand-place-1.0": lambda: replace(PREVIOUS, augment=replace(NO_PLACE, hand_place=1.0)),
     # the previous release's best with each hand's bone directions and finger bends
     "best-bones": lambda: replace(PREVIOUS, preprocess=replace(BEST_PREPROCESS, bones=True)),
+    # each hand's place in the frame as well (hands-only keypoints: where relative to the body)
+    "best-image-place": lambda: replace(best(), preprocess=replace(BEST_PREPROCESS, image_place=True)),
     # three members (seeds 0, 1, 2) averaged
     "best-ens3": lambda: best().with_config(ensemble=3),
 }

@@ -565,3 +565,34 @@ def test_a_model_that_learns_from_extra_glosses_answers_among_the_chosen_ones(da
     report = (job / "report.md").read_text()
     assert "learnt from 90 clips of 3 glosses" in report and "answer among the 2" in report
     assert load_predictor(job / "runs" / "best").labels == ["hello", "thanks"]
+
+
+def test_without_a_body_the_hands_place_in_the_frame_is_a_feature_and_with_one_it_is_not(seq):
+    """Hands-only features are relative to the hands, so the same movement at the forehead and at the chin look
+    alike; `image_place` adds each wrist's place in the frame and the hand's size there. It follows the mirror (x
+    flipped, hands swapped), is zero where a hand is missing, and is dropped where there is a body to measure
+    against (the recipe then reads the same features as before)."""
+    from signrec.presets import BEST_PREPROCESS
+    from signrec.transforms import IMAGE_PLACE_WIDTH, hand_image_place
+
+    hands_only = seq.copy()
+    hands_only[:, : layout.COMPONENTS["face"].stop] = 0
+    pre = replace(BEST_PREPROCESS, image_place=True).for_parts(("left_hand", "right_hand"))
+    plain = BEST_PREPROCESS.for_parts(("left_hand", "right_hand"))
+    assert pre.num_features == plain.num_features + 2 * IMAGE_PLACE_WIDTH
+    lower = _move(hands_only, 0.0, 0.25, 1.0)  # the same sign made a quarter of the frame lower
+    np.testing.assert_allclose(plain(lower), plain(hands_only), atol=1e-5)  # the hands-relative features: alike
+    assert np.abs(pre(lower) - pre(hands_only)).max() > 0.2  # with the place in the frame: told apart
+
+    place, hands = hand_image_place(hands_only), layout.presence(hands_only)[:, [2, 3]]
+    wrist = layout.part(hands_only, "left_hand")[hands[:, 0], 0, :2]
+    np.testing.assert_allclose(place[hands[:, 0], :2], wrist - 0.5, atol=1e-6)
+    assert (place[hands[:, 0], 2] > 0).all() and not place[~hands[:, 0], :3].any() and not place[~hands[:, 1], 3:].any()
+    mirrored = hand_image_place(mirror(hands_only))
+    np.testing.assert_allclose(mirrored[:, 3:], place[:, :3] * np.array([-1, 1, 1]), atol=1e-6)
+    np.testing.assert_allclose(mirrored[:, :3], place[:, 3:] * np.array([-1, 1, 1]), atol=1e-6)
+
+    with_body = replace(BEST_PREPROCESS, image_place=True).for_parts(layout.PARTS)
+    assert not with_body.image_place and with_body.to_dict() == BEST_PREPROCESS.for_parts(layout.PARTS).to_dict()
+    with pytest.raises(ValueError, match="image_place"):
+        Preprocess(features="compact", normalize="body", image_place=True)

@@ -628,3 +628,42 @@ def test_progress_lines_of_the_plateau_schedule_say_when_it_can_stop(tmp_path, w
     with pytest.raises(ValueError, match="plateau schedule is for --framework torch"):
         train(webcam_signer, tmp_path / "keras", quick(reference(), schedule="plateau"), "keras")
     assert not (tmp_path / "keras").exists()  # refused before the run folder is touched
+
+
+def test_a_refit_learns_from_the_validation_clips_for_as_long_as_validation_chose(webcam_signer, tmp_path, monkeypatch):
+    """Issue 14: validation decides how long to train, then a second model (another seed) trains on the training
+    and validation clips together for exactly those epochs, with the same learning rates (the plateau's decay
+    where validation put it), and the two answer together. Nothing the refit saw is used to judge it: the run's
+    validation figures, calibration and `evaluate --split val` are the validated model's (validated.pt)."""
+    from signrec.evaluate import evaluate_run
+    from signrec.presets import best
+    from signrec.training import lightning as lit
+
+    losses = [3.0, 2.0, 2.5, 2.6, 2.7, 1.0, 1.1]
+    monkeypatch.setattr(lit.LitClassifier, "validation_step", _validation_losses(lambda e: losses[min(e, len(losses) - 1)]))
+    config = quick(best(), max_epochs=50, threads=1, warmup_epochs=1, plateau_wait=3, refit=True, ema=0.0)
+    r = train(webcam_signer, tmp_path, config)
+    validated, refit = tmp_path / "members" / "seed-0", tmp_path / "members" / "refit-seed-1"
+    seen = [read_csv_rows(f / "history.csv") for f in (validated, refit)]
+    assert len(seen[0]) == 8 and len(seen[1]) == 6  # validation chose epoch 6 (decay from epoch 5, for 3 epochs)
+    assert [float(x["lr"]) for x in seen[1]] == pytest.approx([float(x["lr"]) for x in seen[0][:6]])
+    assert not any(x["val_loss"] for x in seen[1])  # nothing validated: the validation clips are training clips
+    split, twin = Split.load(tmp_path / "split.json"), Split.load(refit / "split.json")
+    assert sorted(twin.train) == sorted(split.train + split.val) and not twin.val
+
+    net, card = load_torch(tmp_path / "model.pt")
+    assert card.model == "ensemble" and len(net.members) == 2 and card.training["validated"] == "validated.pt"
+    assert [m["seed"] for m in card.training["members"]] == [0, 1] and card.training["members"][1]["refit"]
+    alone = load_predictor(validated)
+    assert load_predictor(tmp_path / "validated.pt").card.calibration == card.calibration  # fitted without the refit
+    store = open_store(webcam_signer)
+    val_clips = store.subset(split.val)
+    val_acc = float((alone.predict_proba([store.read(c) for c in val_clips], calibrated=False).argmax(1)
+                     == np.array([alone.labels.index(c.gloss) for c in val_clips])).mean())  # fmt: skip
+    assert r.val_acc == pytest.approx(val_acc) and card.training["val_acc"] == pytest.approx(val_acc)
+    ev = evaluate_run(tmp_path, split="val")
+    assert ev.metrics.top1 == pytest.approx(val_acc) and any("validated.pt" in w for w in ev.warnings)
+    whole = evaluate_run(tmp_path, split="all")  # the whole model on every clip: the validation clips were learnt
+    assert whole.in_training == len(split.train) + len(split.val)
+    with pytest.raises(ValueError, match="refit"):
+        train(webcam_signer, tmp_path / "keras", quick(reference(), refit=True), "keras")

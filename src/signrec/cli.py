@@ -308,6 +308,10 @@ def _training_args(p: argparse.ArgumentParser) -> None:
 def _ensemble_arg(p: argparse.ArgumentParser, which: str) -> None:
     p.add_argument("--ensemble", type=positive(int), help=f"train {which} N times (seeds SEED, SEED+1, ...) and "
                    "average their probabilities: slower by N, usually a few points more accurate (default: 1)")  # fmt: skip
+    p.add_argument("--refit", action="store_true", default=None,
+                   help=f"once validation has chosen how long to train {which}, train it again (another seed) on the "
+                   "training and validation clips together for as long, and average the two: about twice the time, "
+                   "more data learnt from; validation figures are of the validated model alone")  # fmt: skip
 
 
 def _device_args(p: argparse.ArgumentParser) -> None:
@@ -386,7 +390,7 @@ def _recipe(args: argparse.Namespace):
             raise UsageError(f"--parts {args.parts}: {e}") from None
     config = {k: getattr(args, k) for k in ("optimizer", "schedule", "weight_decay", "label_smoothing", "grad_clip",
                                             "max_epochs", "patience", "batch_size", "lr", "max_minutes", "threads",
-                                            "devices", "strategy", "num_nodes", "ema", "ensemble", "plateau_wait")
+                                            "devices", "strategy", "num_nodes", "ema", "ensemble", "plateau_wait", "refit")
               if getattr(args, k, None) is not None}  # fmt: skip
     config.update(seed=args.seed, progress=not args.no_progress)
     augment = r.augment if args.augment is None else ((r.augment or Augment()) if args.augment else None)
@@ -541,7 +545,7 @@ def _run(p: argparse.ArgumentParser) -> None:
         s = run_job(args.out, videos=args.videos, keypoints=args.keypoints,
                     glosses=args.glosses.split(",") if args.glosses else None, top=args.top, metadata=args.metadata,
                     local=args.local, models=models, max_epochs=args.max_epochs, max_minutes=args.max_minutes,
-                    ensemble=args.ensemble or 1,
+                    ensemble=args.ensemble or 1, refit=bool(args.refit),
                     workers=args.workers, seed=args.seed, split=args.split, where=args.where, aliases=names,
                     extra_glosses=args.extra_glosses,
                     threads=args.threads, force=args.force, progress=not args.no_progress,

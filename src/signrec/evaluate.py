@@ -320,6 +320,11 @@ def evaluate_run(
     folder = run_folder(run)
     predictor = load_predictor(run)
     card = predictor.card
+    validated = card.training.get("validated")  # a refit run: its refits trained on the validation clips too
+    refit = bool(validated) and split in ("val", "train")
+    if refit:  # judge the models that did not see them (see training.runner)
+        predictor = load_predictor(folder / validated)
+        card = predictor.card
     data = data if data is not None else card.training.get("data")
     if not data:
         raise ValueError(f"{run}: the checkpoint does not name its data; pass --data")
@@ -349,7 +354,7 @@ def evaluate_run(
                          f"model ({', '.join(predictor.labels[:8])}...)")  # fmt: skip
     in_training = 0
     if trained is not None and same_data:
-        train_paths = set(trained.train)
+        train_paths = set(trained.train) | (set(trained.val) if validated and not refit else set())
         in_training = sum(c.path in train_paths for c in known)
     raw = _predict_store(predictor, store, known)
     y = np.array([index[c.gloss] for c in known])
@@ -371,6 +376,9 @@ def evaluate_run(
                          f"these figures overstate accuracy on new clips")  # fmt: skip
     if split == "val":
         warnings_.append("validation clips chose the model (early stopping): the figures are optimistic")
+    if refit:
+        warnings_.append(f"these figures are of the validated models ({validated}); the run's model "
+                         f"averages them with refits trained on the validation clips too, which they cannot judge")  # fmt: skip
     ev = Evaluation(str(folder), card.framework, card.model, split, metrics, {}, str(store.root), scored,
                     sum(unknown.values()), unknown, in_training, warnings_,
                     top_confusions(metrics.confusion, predictor.labels))  # fmt: skip

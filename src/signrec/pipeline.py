@@ -192,14 +192,15 @@ def _store_of_rank_zero(sources: list[Path], out: Path, aliases: dict[str, str] 
 
 def recipes_for(models: tuple[str, ...], seed: int, progress: bool, max_epochs: int | None,
                 max_minutes: float | None, threads: int | None, devices: int = 1, strategy: str = "auto",
-                num_nodes: int = 1, ensemble: int = 1) -> list[tuple[str, Recipe, str]]:  # fmt: skip
+                num_nodes: int = 1, ensemble: int = 1, refit: bool = False) -> list[tuple[str, Recipe, str]]:  # fmt: skip
     """The (name, recipe, framework) of each model `run` trains, with the job's caps applied; the PyTorch models
-    train on `devices` (the Keras baseline always in one process); `ensemble` members for the best model."""
+    train on `devices` (the Keras baseline always in one process); `ensemble` members for the best model, each
+    with a refit on training and validation clips when `refit`."""
     unknown = [m for m in models if m not in RUN_MODELS]
     if unknown:
         raise ValueError(f"unknown models {unknown}; known: {', '.join(RUN_MODELS)}")
     made = {"reference-torch": (reference("tanh"), "torch"), "reference-keras": (reference("tanh"), "keras"),
-            "best": (best().with_config(ensemble=ensemble), "torch")}  # fmt: skip
+            "best": (best().with_config(ensemble=ensemble, refit=refit), "torch")}  # fmt: skip
     caps = {k: v for k, v in (("max_epochs", max_epochs), ("max_minutes", max_minutes)) if v}
     placed = {"devices": devices, "strategy": strategy, "num_nodes": num_nodes}
     return [(m, made[m][0].with_config(seed=seed, progress=progress, threads=threads, **caps,
@@ -219,6 +220,7 @@ def run(
     max_epochs: int | None = None,
     max_minutes: float | None = None,
     ensemble: int = 1,
+    refit: bool = False,
     workers: int | None = None,
     seed: int = 0,
     split: str = "auto",
@@ -262,7 +264,8 @@ def run(
         raise ValueError("signrec run starts its own training processes (--devices N --strategy ddp on one machine); "
                          "under torchrun or srun, extract with `signrec extract` and train with `signrec train` "
                          "(docs/cluster.md)")  # fmt: skip
-    jobs = recipes_for(models, seed, progress, max_epochs, max_minutes, threads, devices, strategy, num_nodes, ensemble)
+    jobs = recipes_for(models, seed, progress, max_epochs, max_minutes, threads, devices, strategy, num_nodes, ensemble,
+                       refit)
     keras = [name for name, _, framework in jobs if framework == "keras"]
     if extra_glosses and keras:
         raise ValueError(f"extra glosses are for the PyTorch models; {', '.join(keras)} is Keras: choose "

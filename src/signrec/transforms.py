@@ -10,6 +10,8 @@ defaults are the reference model's input (every raw value of every frame); each 
 - `hand_view=True`: each hand also relative to its own wrist, divided by its size (hand shape as such);
 - `hand_shape=True`: distances between chosen joints of each hand, in hand sizes; `bones=True`: each hand's
   bones as unit directions and how far each finger joint bends;
+- `image_place=True` (keypoints without a body): each hand's wrist where it is in the frame, and the hand's size
+  there; for a signer framed as usual, where relative to the body a sign is made (chin or forehead);
 - `motion=True`: frame-to-frame differences (zero where a part appears or disappears);
 - `flags=True`: whether pose, face, left and right hand were found in each frame (missing parts explicit);
 - `resample=N`: sequences longer than N frames are resampled to N (models that need a bounded length).
@@ -110,6 +112,8 @@ class Preprocess:
     trim: bool = False  # leading and trailing frames in which no hand was found are dropped (before resampling)
     hand_shape: bool = False  # distances between chosen joints of each hand, in hand sizes (HAND_PAIRS)
     bones: bool = False  # each hand's 20 bones as unit directions, and how far each finger joint bends (cosines)
+    image_place: bool = False  # without a body (normalize "hands"): each hand's wrist x, y in the frame and its size
+    # (IMAGE_PLACE_WIDTH values a hand); a recipe may ask for it always, it is dropped where there is a body
     depth: bool = True  # False: every z is zero before any feature is made (MediaPipe's z is a guess from one
     # camera, and its scale differs between its models and versions); the x, y features are unchanged
 
@@ -122,7 +126,9 @@ class Preprocess:
         if self.normalize == "body" and "pose" not in self.parts:  # "auto" picks hands then
             raise ValueError("normalize='body' needs the pose part; these keypoints have "
                              f"{layout.parts_label(self.parts)}")  # fmt: skip
-        for name in ("hand_view", "hand_shape", "bones"):
+        if self.image_place and self.normalize not in ("hands", "auto"):
+            raise ValueError(f"image_place is for keypoints without a body (normalize 'hands'), not {self.normalize!r}")
+        for name in ("hand_view", "hand_shape", "bones", "image_place"):
             if getattr(self, name) and not self._hands:
                 raise ValueError(f"{name} needs a hand part; these keypoints have {layout.parts_label(self.parts)}")
         if not self._coord_parts:
@@ -131,6 +137,10 @@ class Preprocess:
     @property
     def _hands(self) -> tuple[str, ...]:
         return tuple(p for p in ("left_hand", "right_hand") if p in self.parts)
+
+    @property
+    def _image_place(self) -> bool:
+        return self.image_place and self.resolved_normalize == "hands"
 
     @property
     def _coord_parts(self) -> tuple[str, ...]:
@@ -154,6 +164,7 @@ class Preprocess:
         n += len(self._hands) * HAND_POINTS * 3 if self.hand_view else 0
         n += len(self._hands) * len(HAND_PAIRS) if self.hand_shape else 0
         n += len(self._hands) * bone_width(self.depth) if self.bones else 0
+        n += len(self._hands) * IMAGE_PLACE_WIDTH if self._image_place else 0
         n += coords if self.motion else 0
         n += len(self.parts) if self.flags else 0
         return n
@@ -185,6 +196,7 @@ class Preprocess:
         present = layout.presence(frames)  # (T, 4), before any z is zeroed
         if not self.depth:
             frames = without_depth(frames)
+        placed = hand_image_place(frames, self._hands) if self._image_place else None  # before normalising
         normalize = self.resolved_normalize
         if normalize == "body":
             frames = normalize_body(level_aspect(frames) if self.aspect else frames)
@@ -205,6 +217,8 @@ class Preprocess:
             views.append(hand_distances(frames, self._hands))
         if self.bones:
             views.append(hand_bones(frames, self._hands, self.depth))
+        if placed is not None:
+            views.append(placed)
         if self.motion:
             d = np.zeros_like(coords)
             both = coord_present[1:] & coord_present[:-1]
@@ -231,7 +245,9 @@ class Preprocess:
         if self.normalize == "auto":
             d["normalize"] = "body" if "pose" in parts else "hands"
         if not any(p.endswith("hand") for p in parts):
-            d.update(hand_view=False, hand_shape=False, bones=False)
+            d.update(hand_view=False, hand_shape=False, bones=False, image_place=False)
+        if d["normalize"] != "hands":  # with a body, where the hands are relative to it says more than the frame
+            d["image_place"] = False
         return Preprocess(**d)
 
     def to_dict(self) -> dict:
@@ -240,6 +256,8 @@ class Preprocess:
             del out["depth"]
         if not self.bones:  # the same
             del out["bones"]
+        if not self.image_place:  # the same
+            del out["image_place"]
         return out
 
     @classmethod
@@ -268,13 +286,21 @@ def _affine_xy(frames: np.ndarray, fn, z_scale: float = 1.0) -> np.ndarray:
     out = np.array(frames, dtype=np.float32, copy=True)
     present = layout.presence(frames)
     pose, rest = _point_views(out)
-    counts = [layout.COMPONENTS[p].landmarks for p in layout.PARTS[1:]]
-    masks = (present[:, :1, None], np.repeat(present[:, 1:], counts, axis=1)[..., None])
-    for view, mask in zip((pose, rest), masks, strict=True):
-        view[..., :2] = np.where(mask, fn(view[..., :2]), 0.0)
+    for i, (view, points) in enumerate(zip((pose, rest, rest, rest), _PART_POINTS, strict=True)):
+        if not present[:, i].any():  # a part found in no frame is all zeros and stays so: nothing to compute
+            continue
+        part = view[:, points]  # a view: written in place
+        part[..., :2] = np.where(present[:, i, None, None], fn(part[..., :2]), 0.0)
         if z_scale != 1.0:
-            view[..., 2] *= z_scale
+            part[..., 2] *= z_scale
     return out
+
+
+# Each part's landmarks within `_point_views`: pose in the first view, face and hands (after the pose) in the second.
+_PART_POINTS = tuple(slice(0, layout.POSE.landmarks) if p == "pose" else
+                     slice((layout.COMPONENTS[p].start - layout.POSE.stop) // 3,
+                           (layout.COMPONENTS[p].stop - layout.POSE.stop) // 3)
+                     for p in layout.PARTS)  # fmt: skip
 
 
 def hands_frame(frames: np.ndarray) -> tuple[np.ndarray, float]:
@@ -409,6 +435,24 @@ def hand_bones(frames: np.ndarray, hands: tuple[str, ...] = ("left_hand", "right
         unit = np.where(length > 1e-6, v / np.maximum(length, 1e-6), 0.0)
         bend = np.sum(unit[:, _BENDS[:, 0]] * unit[:, _BENDS[:, 1]], axis=-1)  # (T, 15)
         views.append(np.concatenate([unit.reshape(len(frames), -1), bend], axis=1))
+    return np.concatenate(views, axis=1).astype(np.float32)
+
+
+IMAGE_PLACE_WIDTH = 3  # a hand's wrist x and y, and its size
+
+
+def hand_image_place(frames: np.ndarray, hands: tuple[str, ...] = ("left_hand", "right_hand")) -> np.ndarray:
+    """`(T, IMAGE_PLACE_WIDTH per hand)`: each hand's wrist x, y as found (shares of the frame's width and height,
+    less 0.5: 0 is the middle of the frame) and its size (wrist to the farthest point, shares of the frame), zeros
+    where the hand is missing. Features relative to the hands say how a hand moves and is shaped, but not where it
+    is; a signer is framed about the same in most recordings, so where in the frame tells where relative to the
+    body (father at the forehead, mother at the chin) when there is no body to measure it against."""
+    views = []
+    for name in hands:
+        _, size = _wrist_relative(frames, name)
+        wrist = layout.part(frames, name)[:, 0, :2]
+        found = (size > 1e-6)[:, None]
+        views.append(np.where(found, np.concatenate([wrist - 0.5, size[:, None]], axis=1), 0.0))
     return np.concatenate(views, axis=1).astype(np.float32)
 
 

@@ -37,6 +37,8 @@ class TrainConfig:
     # early stopping and the saved model use the averaged weights
     seed: int = 0
     ensemble: int = 1  # models trained (seeds seed, seed + 1, ...) whose probabilities are averaged (torch)
+    refit: bool = False  # each model also refitted on training + validation clips for the epochs validation chose
+    # (another seed), the two averaged (torch); validation figures are then of the validated models alone
     max_minutes: float | None = None  # stop gracefully after this long (the best model so far is kept)
     threads: int | None = None  # torch threads; None = measured at the start (see training.threads)
     devices: int = 1  # processes/devices for data-parallel training (torch)
@@ -71,6 +73,8 @@ class TrainConfig:
         out = {k: v for k, v in asdict(self).items() if k not in RUNTIME_FIELDS}
         if self.ensemble == 1:
             del out["ensemble"]
+        if not self.refit:  # as runs made before it existed
+            del out["refit"]
         if self.schedule != "plateau":  # as runs made before it existed
             del out["plateau_wait"], out["plateau_decay"]
         return out

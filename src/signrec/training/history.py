@@ -125,6 +125,8 @@ class History:
             left = epochs_left(e, b, self.patience, self.max_epochs)
             eta = eta_seconds(e, b, self.patience, self.max_epochs, per_epoch, elapsed, self.max_minutes)
             when = f"stops within {epochs(left)} unless val improves (~{format_seconds(eta)})" if left else "stopping"
+        if "val_loss" not in r:  # trained without validation (a refit)
+            return f"{self.desc} epoch {e}/{self.max_epochs} | loss {r.get('train_loss', math.nan):.3f} | {when}"
         return (f"{self.desc} epoch {e}/{self.max_epochs} | loss {r.get('train_loss', math.nan):.3f} / val "
                 f"{r.get('val_loss', math.nan):.3f} | val acc {r.get('val_acc', math.nan):.1%} | best "
                 f"{best.get('val_acc', math.nan):.1%} (epoch {b}) | {when}")  # fmt: skip

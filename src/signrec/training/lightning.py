@@ -152,7 +152,7 @@ class _Plateau(L.Callback):
         """The rate's factor for `epoch` (0-based), what `LambdaLR` asks at the start of each epoch."""
         if epoch < self.warm:
             return (epoch + 1) / self.warm
-        if self.decay_start is None:
+        if self.decay_start is None or epoch < self.decay_start:  # (a refit replays a decay set in advance)
             return 1.0
         t = min(1.0, (epoch - self.decay_start + 1) / self.decay_epochs)  # the last epoch of the decay at 1%
         return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
@@ -448,10 +448,16 @@ def fit(
     padding: str = "post",
     fixed_frames: int | None = None,
     resume: bool = False,
+    replay: dict | None = None,
 ) -> tuple[nn.Module, History, dict]:
     """Train `model` on the store's clips; returns the best model (lowest validation loss), its history and a
-    summary (epochs, best epoch, why it stopped, threads). Raises `Interrupted` after saving what a signal
-    stopped (the caller writes the run)."""
+    summary (epochs, best epoch, why it stopped, the schedule's `plan`, threads). Raises `Interrupted` after
+    saving what a signal stopped (the caller writes the run).
+
+    `replay` (a validated run's `plan`: epochs, and the plateau decay's start and length) trains without
+    validation (`val` is empty): for exactly that many epochs, with the same learning rates, keeping the last
+    epoch's model. It is how a model refits on its training and validation clips once validation has said how
+    long to train."""
     out = Path(out)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no banners; our lines say enough
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
@@ -463,13 +469,16 @@ def fit(
     per_process = config.threads
     if per_process is None and config.devices > 1:  # the processes of this machine share its cores
         per_process = max(1, thread_choice.cores() // config.devices)
-    planned = len(train_dl) * config.max_epochs
+    max_epochs = replay["epochs"] if replay else config.max_epochs
+    planned = len(train_dl) * max_epochs
     choice = thread_choice.choose(model, probe_batch, loss, lambda: next(iter(train_dl)), per_process, planned)
     if config.threads is None and config.devices > 1:
         choice.how = f"{thread_choice.cores()} cores shared by {config.devices} processes"
     data = _Data(lambda rank, world: loaders(store, train, val, preprocess, augment, config, padding, fixed_frames,
                                              choice.workers, rank, world))  # fmt: skip
     plateau = _Plateau(config) if config.schedule == "plateau" else None
+    if plateau and replay and replay.get("decay_start") is not None:  # the validated run's rates, epoch by epoch
+        plateau.decay_start, plateau.decay_epochs = replay["decay_start"], replay["decay_epochs"]
     module = LitClassifier(model, config, plateau)
     ckpt_dir = out / "lightning"
     last = ckpt_dir / LAST_CKPT
@@ -480,11 +489,20 @@ def fit(
     done = torch.load(last, map_location="cpu", weights_only=True)["epoch"] + 1 if resume and primary else None
     # with the plateau schedule the decay ends training, not early stopping (which would cut the decay short)
     patience = config.max_epochs if plateau else config.patience
-    history = History(out / "history.csv", config.max_epochs, patience, config.progress,
-                      desc="train", max_minutes=config.max_minutes, resume=resume, epochs_done=done,
-                      left=plateau.epochs_left if plateau else None)  # fmt: skip
-    best_ckpt = _BestCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1,
-                                save_last=False, enable_version_counter=False)  # fmt: skip
+    left = plateau.epochs_left if plateau else None
+    if replay:
+
+        def left() -> tuple[int, str]:
+            n = max(0, max_epochs - len(history.rows))
+            return n, f"stops in {epochs(n)} (the validated run's length)"
+
+    history = History(out / "history.csv", max_epochs, patience, config.progress,
+                      desc="refit" if replay else "train", max_minutes=config.max_minutes, resume=resume,
+                      epochs_done=done, left=left)  # fmt: skip
+    # the lowest validation loss; without validation (a replay), the last epoch
+    best_ckpt = _BestCheckpoint(dirpath=ckpt_dir, filename="best", monitor=None if replay else "val_loss", mode="min",
+                                save_top_k=1, save_last=False, enable_version_counter=False,
+                                save_on_train_epoch_end=True if replay else None)  # fmt: skip
     stop = _EarlyStopping(monitor="val_loss", mode="min", patience=patience)
     graceful = _GracefulStop()
     averaging = [_ema(config.ema)] if config.ema else []
@@ -494,10 +512,11 @@ def fit(
     except ModuleNotFoundError:  # pragma: no cover - tensorboard is a dependency; keep training without it
         pass
     trainer = L.Trainer(
-        max_epochs=config.max_epochs, accelerator="auto", devices=config.devices, strategy=config.strategy,
+        max_epochs=max_epochs, accelerator="auto", devices=config.devices, strategy=config.strategy,
         num_nodes=config.num_nodes, logger=loggers or False, use_distributed_sampler=False,
-        callbacks=[*averaging, *([plateau] if plateau else []), best_ckpt, _ResumePoint(last), stop, graceful,
-                   _Record(history)],
+        limit_val_batches=0 if replay else None,
+        callbacks=[*averaging, *([plateau] if plateau else []), best_ckpt, _ResumePoint(last),
+                   *([] if replay else [stop]), graceful, _Record(history)],
         enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1, deterministic=False, num_sanity_val_steps=0,
         gradient_clip_val=config.grad_clip or None,
         max_time={"minutes": config.max_minutes} if config.max_minutes else None,
@@ -522,6 +541,8 @@ def fit(
     model.cpu().eval()
     if graceful.signum is not None:
         stopped = signal.Signals(graceful.signum).name
+    elif replay:
+        stopped = f"the validated run's length ({max_epochs} epochs)"
     elif plateau and plateau.finished:
         stopped = (f"validation (no better val loss for {config.plateau_wait} epochs after epoch {plateau.plateau_after} "
                    f"by epoch {plateau.decay_start}, then {plateau.decay_epochs} epochs of decay)")  # fmt: skip
@@ -531,7 +552,10 @@ def fit(
         stopped = f"early stopping (no better val loss for {config.patience} epochs)"
     else:
         stopped = f"max epochs ({config.max_epochs})"
-    summary = {"epochs": len(history.rows), "best_epoch": history.best_epoch, "stopped": stopped,
+    plan = {"epochs": len(history.rows) if replay else history.best_epoch,  # what a refit replays
+            "decay_start": plateau.decay_start if plateau else None, "decay_epochs": plateau.decay_epochs if plateau else 0}
+    summary = {"epochs": len(history.rows), "best_epoch": len(history.rows) if replay else history.best_epoch,
+               "stopped": stopped, "plan": plan,
                "seconds_per_epoch": history.seconds_per_epoch(), "device": str(trainer.strategy.root_device),
                "threads": choice.to_dict(), "signal": graceful.signum, "rank": trainer.global_rank,
                "world_size": trainer.world_size}  # fmt: skip

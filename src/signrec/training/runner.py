@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +34,10 @@ from .stop import Interrupted, SecondaryRank
 FRAMEWORKS = ("torch", "keras")
 RUN_NAME = "run.json"
 # What a run folder may hold; `force` removes these (and nothing else) before training anew.
-MEMBERS = "members"  # an ensemble's members, each a run folder of its own: members/seed-<N>
+MEMBERS = "members"  # an ensemble's members, each a run folder of its own: members/seed-<N> (refit-seed-<N>)
+VALIDATED_NAME = "validated.pt"  # with refit: the models that never saw the validation clips, which its figures are of
 RUN_FILES = (RUN_NAME, SPLIT_NAME, "history.csv", TORCH_NAME, KERAS_NAME, "last.keras", "keras", "lightning", "tensorboard",
-             MEMBERS)  # fmt: skip
+             MEMBERS, VALIDATED_NAME)  # fmt: skip
 
 
 class RunConflict(ValueError):
@@ -61,15 +63,17 @@ class TrainResult:
     reused: bool = False
     threads: dict = field(default_factory=dict)
     members: list = field(default_factory=list)  # an ensemble's members: [{seed, run, val_acc, epochs}, ...]
+    plan: dict = field(default_factory=dict)  # epochs and learning-rate decay validation chose (what a refit replays)
 
     def line(self) -> str:
         how = "reused (same settings and data)" if self.reused else f"stopped by {self.stopped}"
         if self.members:
-            each = ", ".join(f"{m['val_acc']:.1%}" for m in self.members)
+            each = ", ".join("refit" if m.get("refit") else f"{m['val_acc']:.1%}" for m in self.members)
             return (f"{self.framework}/{self.model} of {len(self.members)}: {self.parameters:,} parameters, "
                     f"{self.epochs} epochs in all, val accuracy {self.val_acc:.1%} (members: {each}); {how}")  # fmt: skip
+        val = "no validation (a refit)" if math.isnan(self.val_acc) else f"val accuracy {self.val_acc:.1%}"
         return (f"{self.framework}/{self.model}: {self.parameters:,} parameters, {self.epochs} epochs (best "
-                f"{self.best_epoch}), val accuracy {self.val_acc:.1%}, {self.seconds_per_epoch:.2f} s/epoch; {how}")  # fmt: skip
+                f"{self.best_epoch}), {val}, {self.seconds_per_epoch:.2f} s/epoch; {how}")  # fmt: skip
 
 
 def count_parameters(model: object) -> int:
@@ -170,6 +174,7 @@ def train(
     force: bool = False,
     log=print,
     extra_glosses: bool = False,
+    replay: dict | None = None,
 ) -> TrainResult:
     """Train one model on a store (path or opened) and write a run folder; see the module docstring.
 
@@ -183,7 +188,10 @@ def train(
 
     With `config.devices`/`num_nodes` above 1 (PyTorch only) every process runs this; rank 0 alone checks and
     writes the run folder (split, history, checkpoint, card, run.json), the others wait for it to start the run,
-    train their share and raise `SecondaryRank` when done."""
+    train their share and raise `SecondaryRank` when done.
+
+    `replay` (internal: how a refit member trains) is a validated run's plan; the split's validation clips are then
+    in its training side and nothing is validated (see `lightning.fit`)."""
     if framework not in FRAMEWORKS:
         raise ValueError(f"unknown framework {framework!r}; known: {', '.join(FRAMEWORKS)}")
     if framework == "keras":
@@ -211,11 +219,12 @@ def train(
     if framework == "keras" and (config.devices > 1 or config.num_nodes > 1 or not primary):
         raise ValueError("the Keras baseline trains in one process; --devices, --num-nodes and distributed launchers "
                          "are for --framework torch")  # fmt: skip
-    if config.ensemble > 1 and (framework != "torch" or config.devices > 1 or config.num_nodes > 1 or not primary):
-        raise ValueError("an ensemble is trained member by member in one process with --framework torch; train "
-                         "members on several devices with --seed N runs of their own")  # fmt: skip
+    if (config.ensemble > 1 or config.refit) and (framework != "torch" or config.devices > 1 or config.num_nodes > 1
+                                                  or not primary):  # fmt: skip
+        raise ValueError("an ensemble (or a refit) is trained member by member in one process with --framework torch; "
+                         "train members on several devices with --seed N runs of their own")  # fmt: skip
     chosen = split if isinstance(split, Split) else make_split(store, split, config.seed)
-    if answers and not any(c.gloss in answers for c in store.subset(chosen.val)):
+    if answers and not replay and not any(c.gloss in answers for c in store.subset(chosen.val)):
         raise ValueError(f"{store.root}: the split {chosen.how} has no validation clip of the glosses the model "
                          f"answers among ({', '.join(answers[:5])}...), so nothing could choose or calibrate it")  # fmt: skip
     fp = fingerprint(framework, recipe, store, chosen, answers)
@@ -229,11 +238,11 @@ def train(
     if primary:
         out.mkdir(parents=True, exist_ok=True)
         chosen.save(out / SPLIT_NAME)
-    if config.ensemble > 1:
+    if config.ensemble > 1 or config.refit:
         return _train_ensemble(store, out, recipe, chosen, fp, where, log, answers)
     pre = recipe.preprocess.for_parts(store.parts)
     train_clips, val_clips = store.subset(chosen.train), store.subset(chosen.val)
-    if not train_clips or not val_clips:
+    if not train_clips or not (val_clips or replay):
         raise ValueError(f"{store.root}: the split {chosen.how} leaves {len(train_clips)} training and "
                          f"{len(val_clips)} validation clips; both must have some")  # fmt: skip
     frames = [c.frames for c in train_clips]
@@ -256,7 +265,7 @@ def train(
         fixed = pre.max_frames if getattr(model_config, "read", "") == "final" else None
         seed(config.seed)  # the initial weights are the seed's, not whatever the random state was
         net, history, summary = fit(build_model(recipe.model, model_config), store, train_xy, val_xy, config, out, pre,
-                                    recipe.augment, pre.padding, fixed, resume=state == "resume")  # fmt: skip
+                                    recipe.augment, pre.padding, fixed, resume=state == "resume", replay=replay)  # fmt: skip
         if summary["rank"] != 0:
             raise SecondaryRank(summary["rank"])
         ckpt = out / TORCH_NAME
@@ -283,17 +292,20 @@ def train(
                   "frames_max": max(frames), "augment": recipe.augment.to_dict() if recipe.augment else None,
                   "status": "interrupted" if interrupted else "finished", **learnt},
     )  # fmt: skip
-    probs, y = validation_probs(net, card, framework, store, val_clips)
-    card.calibration = calibrate(probs, y).to_dict()
-    if answers:
-        card.training["val_acc"] = float((probs.argmax(1) == y).mean())
+    if replay:  # nothing left to validate or calibrate on: the ensemble it joins is calibrated
+        card.training.update(val_acc=None, refit_of=replay)
+    else:
+        probs, y = validation_probs(net, card, framework, store, val_clips)
+        card.calibration = calibrate(probs, y).to_dict()
+        if answers:
+            card.training["val_acc"] = float((probs.argmax(1) == y).mean())
     (save_torch if framework == "torch" else save_keras)(ckpt, net, card)
     result = TrainResult(
         run=str(out), checkpoint=str(ckpt), framework=framework, model=recipe.model, parameters=count_parameters(net),
         epochs=summary["epochs"], best_epoch=summary["best_epoch"], seconds_per_epoch=summary["seconds_per_epoch"],
         seconds=seconds, val_acc=_number(card.training.get("val_acc")), split=chosen.how,
         stopped=summary["stopped"], status=card.training["status"], fingerprint=fp["id"],
-        threads=summary.get("threads", {}),
+        threads=summary.get("threads", {}), plan=summary.get("plan", {}),
     )  # fmt: skip
     atomic_write_json(out / RUN_NAME, {**asdict(result), "fingerprint": fp, "card": asdict(card)})
     if interrupted:
@@ -307,42 +319,72 @@ def _train_ensemble(store: KeypointStore, out: Path, recipe: Recipe, chosen: Spl
                     log, answers: list[str] | None = None) -> TrainResult:  # fmt: skip
     """`config.ensemble` models trained one after another with seeds seed, seed + 1, ... on the same split, each a
     run of its own in OUT/members/seed-<N> (so an interrupted ensemble resumes where it stopped), then one
-    checkpoint whose prediction is their averaged probabilities, calibrated on validation as a single model is."""
+    checkpoint whose prediction is their averaged probabilities, calibrated on validation as a single model is.
+
+    With `config.refit` each of them is followed by a refit (OUT/members/refit-seed-<N + size>): a model of the
+    next free seed trained on the training and the validation clips together, for the epochs and with the
+    learning rates that validation chose for it, and the checkpoint averages all of them. The validated models
+    alone are saved as OUT/validated.pt: the validation figures, the calibration (temperature and "unknown"
+    threshold) and `evaluate --split val` are theirs, since the refits saw the validation clips."""
     from ..checkpoint import load_torch
     from ..models.ensemble import Ensemble
 
     config = recipe.config
     atomic_write_json(out / RUN_NAME, {"status": "running", "fingerprint": fp, "run": str(out)})
     t0 = time.perf_counter()
-    results, nets = [], []
+    member_recipe = lambda seed: recipe.with_config(seed=seed, ensemble=1, refit=False)
+    learn = {"where": where if answers else None, "log": log, "extra_glosses": bool(answers)}
+    results, refits = [], []
     for i in range(config.ensemble):
         seed = config.seed + i
         log(f"ensemble member {i + 1} of {config.ensemble} (seed {seed}) in {out / MEMBERS / f'seed-{seed}'}")
-        r = train(store, out / MEMBERS / f"seed-{seed}", recipe.with_config(seed=seed, ensemble=1), "torch", chosen,
-                  where=where if answers else None, log=log, extra_glosses=bool(answers))  # fmt: skip
+        r = train(store, out / MEMBERS / f"seed-{seed}", member_recipe(seed), "torch", chosen, **learn)  # type: ignore[arg-type]
         log(r.line())
         results.append(r)
-        nets.append(load_torch(r.checkpoint))
-    first = nets[0][1]
-    net = Ensemble.of([n for n, _ in nets], first.model, first.model_config)
+        if config.refit:
+            if not r.plan.get("epochs"):
+                raise RunConflict(f"{r.run} was trained by an earlier signrec, which did not record how long validation "
+                                  f"let it train, so it cannot be refitted; use --force to train it again")  # fmt: skip
+            twin = seed + config.ensemble
+            both = Split(sorted(chosen.train + chosen.val), [], chosen.test, f"{chosen.how}, validation clips trained on")
+            log(f"refit of seed {seed} on its training and validation clips (seed {twin}, {r.plan['epochs']} epochs) "
+                f"in {out / MEMBERS / f'refit-seed-{twin}'}")  # fmt: skip
+            refits.append(train(store, out / MEMBERS / f"refit-seed-{twin}", member_recipe(twin), "torch", both,
+                                replay=r.plan, **learn))  # type: ignore[arg-type]
+            log(refits[-1].line())
+    validated = [load_torch(r.checkpoint) for r in results]
+    first = validated[0][1]
+    combine = lambda nets: nets[0] if len(nets) == 1 else Ensemble.of(nets, first.model, first.model_config)
+    net = combine([n for n, _ in validated] + [load_torch(r.checkpoint)[0] for r in refits])
     members = [{"seed": config.seed + i, "run": r.run, "val_acc": r.val_acc, "epochs": r.epochs,
                 "best_epoch": r.best_epoch} for i, r in enumerate(results)]  # fmt: skip
+    members += [{"seed": config.seed + config.ensemble + i, "run": r.run, "val_acc": None, "epochs": r.epochs,
+                 "best_epoch": r.best_epoch, "refit": True} for i, r in enumerate(refits)]  # fmt: skip
     own = {k: v for k, v in first.training.items() if k != "val_acc_all_glosses"}  # a member's, not the ensemble's
     card = Card(framework="torch", model="ensemble", model_config=asdict(net.config), labels=first.labels,
                 preprocess=first.preprocess,
                 training={**own, **config.to_dict(), "where": where, "members": members, "status": "finished"})  # fmt: skip
     known = set(first.labels)
     val = [c for c in store.subset(chosen.val) if c.gloss in known]
-    probs, y = validation_probs(net, card, "torch", store, val)
-    card.training["val_acc"] = float((probs.argmax(1) == y).mean())
-    card.calibration = calibrate(probs, y).to_dict()
+    checked = combine([n for n, _ in validated])  # what validation may judge: the models that never saw it
+    checked_card = replace(card, model=first.model if len(validated) == 1 else "ensemble",
+                           model_config=asdict(checked.config),
+                           training={**card.training, "members": members[: len(results)]})  # fmt: skip
+    probs, y = validation_probs(checked, checked_card, "torch", store, val)
+    card.training["val_acc"] = checked_card.training["val_acc"] = float((probs.argmax(1) == y).mean())
+    card.calibration = checked_card.calibration = calibrate(probs, y).to_dict()
+    if refits:
+        card.training["validated"] = VALIDATED_NAME
+        save_torch(out / VALIDATED_NAME, checked, checked_card)
     ckpt = out / TORCH_NAME
     save_torch(ckpt, net, card)
+    everyone = results + refits
     result = TrainResult(
-        run=str(out), checkpoint=str(ckpt), framework="torch", model="ensemble", parameters=count_parameters(net),
-        epochs=sum(r.epochs for r in results), best_epoch=0,
-        seconds_per_epoch=statistics.mean(r.seconds_per_epoch for r in results), seconds=time.perf_counter() - t0,
-        val_acc=card.training["val_acc"], split=chosen.how, stopped="validation (each member)",
+        run=str(out), checkpoint=str(ckpt), framework="torch", model=card.model, parameters=count_parameters(net),
+        epochs=sum(r.epochs for r in everyone), best_epoch=0,
+        seconds_per_epoch=statistics.mean(r.seconds_per_epoch for r in everyone), seconds=time.perf_counter() - t0,
+        val_acc=card.training["val_acc"], split=chosen.how,
+        stopped="validation (each validated member)" + (", refits as long as their twins" if refits else ""),
         fingerprint=fp["id"], threads=results[0].threads, members=members,
     )  # fmt: skip
     atomic_write_json(out / RUN_NAME, {**asdict(result), "fingerprint": fp, "card": asdict(card)})
