@@ -108,3 +108,7 @@ def test_every_switch_of_the_best_recipe_reaches_it():
     assert (plateau.config.schedule, plateau.config.plateau_wait) == ("plateau", 4)
     with pytest.raises(Exception, match="--plateau-wait is for --schedule plateau"):
         _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--plateau-wait", "4"]))
+    refit = _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--recipe", "best", "--refit",
+                                               "--no-image-place"]))  # fmt: skip
+    assert refit.config.refit and not default.config.refit and "refit" in refit.config.result_settings()
+    assert not refit.preprocess.image_place and "refit" not in default.config.result_settings()

@@ -262,15 +262,16 @@ def test_placing_the_hands_elsewhere_moves_them_by_shoulder_widths_and_keeps_the
 
 
 def test_placing_the_hands_needs_a_body_and_leaves_hands_only_clips_as_they_would_be_without_it(seq):
-    """Hands-only data is normalised to the hands, so moving both hands changes nothing the model sees; such a clip
-    is augmented exactly as without hand placement (no random draw spent on it), so a hands-only run is the same
-    model whichever placement the recipe asks for."""
+    """Hands-only data is normalised to the hands, so moving both hands changes none of those features; only their
+    place in the frame (`image_place`), which is kept as recorded. Such a clip is augmented exactly as without hand
+    placement (no random draw spent on it), so a hands-only run is the same model whichever placement the recipe
+    asks for."""
     from signrec.presets import BEST_AUGMENT, BEST_PREPROCESS
     from signrec.transforms import place_hands
 
     hands_only = seq.copy()
     hands_only[:, : layout.COMPONENTS["face"].stop] = 0  # no pose, no face: a WLASL300-hands clip
-    pre = BEST_PREPROCESS.for_parts(("left_hand", "right_hand"))
+    pre = replace(BEST_PREPROCESS, image_place=False).for_parts(("left_hand", "right_hand"))
     np.testing.assert_allclose(pre(place_hands(hands_only, np.array([0.7, -0.4]))), pre(hands_only), atol=1e-5)
     with_place, without = replace(BEST_AUGMENT, hand_place=1.0), replace(BEST_AUGMENT, hand_place=0.0)
     for k in range(5):
@@ -558,13 +559,18 @@ def test_a_model_that_learns_from_extra_glosses_answers_among_the_chosen_ones(da
     assert main(["run", "--keypoints", str(data), "--where", "gloss=hello|thanks", "--extra-glosses", "--out",
                  str(tmp_path / "keras")]) != 0  # the default models include the Keras baseline  # fmt: skip
     assert "reference-keras is Keras" in capsys.readouterr().err
-    job = tmp_path / "job"  # the whole job: one split over all three glosses, scored on the two
+    job = tmp_path / "job"  # the whole job: one split over all three glosses, scored on the two; with a refit
     assert main(["run", "--keypoints", str(data), "--where", "gloss=hello|thanks", "--extra-glosses", "--models",
-                 "best", "--max-epochs", "1", "--threads", "1", "--no-progress", "--out", str(job)]) == 0  # fmt: skip
-    assert any("iloveyou" in path for path in Split.load(job / "split.json").train)
+                 "best", "--max-epochs", "1", "--threads", "1", "--no-progress", "--refit", "--out", str(job)]) == 0  # fmt: skip
+    split = Split.load(job / "split.json")
+    assert any("iloveyou" in path for path in split.train)
     report = (job / "report.md").read_text()
     assert "learnt from 90 clips of 3 glosses" in report and "answer among the 2" in report
-    assert load_predictor(job / "runs" / "best").labels == ["hello", "thanks"]
+    assert "averages 1 validated model(s) and 1 refit(s)" in report and "runs/best/validated.pt" in report
+    model = load_predictor(job / "runs" / "best")
+    assert model.labels == ["hello", "thanks"] and model.card.model == "ensemble"
+    refit = Split.load(job / "runs" / "best" / "members" / "refit-seed-1" / "split.json")
+    assert sorted(refit.train) == sorted(split.train + split.val)  # every gloss's validation clips learnt from
 
 
 def test_without_a_body_the_hands_place_in_the_frame_is_a_feature_and_with_one_it_is_not(seq):
@@ -577,8 +583,9 @@ def test_without_a_body_the_hands_place_in_the_frame_is_a_feature_and_with_one_i
 
     hands_only = seq.copy()
     hands_only[:, : layout.COMPONENTS["face"].stop] = 0
-    pre = replace(BEST_PREPROCESS, image_place=True).for_parts(("left_hand", "right_hand"))
-    plain = BEST_PREPROCESS.for_parts(("left_hand", "right_hand"))
+    pre = BEST_PREPROCESS.for_parts(("left_hand", "right_hand"))
+    assert pre.image_place  # the best recipe's default
+    plain = replace(BEST_PREPROCESS, image_place=False).for_parts(("left_hand", "right_hand"))
     assert pre.num_features == plain.num_features + 2 * IMAGE_PLACE_WIDTH
     lower = _move(hands_only, 0.0, 0.25, 1.0)  # the same sign made a quarter of the frame lower
     np.testing.assert_allclose(plain(lower), plain(hands_only), atol=1e-5)  # the hands-relative features: alike
@@ -592,7 +599,8 @@ def test_without_a_body_the_hands_place_in_the_frame_is_a_feature_and_with_one_i
     np.testing.assert_allclose(mirrored[:, 3:], place[:, :3] * np.array([-1, 1, 1]), atol=1e-6)
     np.testing.assert_allclose(mirrored[:, :3], place[:, 3:] * np.array([-1, 1, 1]), atol=1e-6)
 
-    with_body = replace(BEST_PREPROCESS, image_place=True).for_parts(layout.PARTS)
-    assert not with_body.image_place and with_body.to_dict() == BEST_PREPROCESS.for_parts(layout.PARTS).to_dict()
+    with_body = BEST_PREPROCESS.for_parts(layout.PARTS)  # with a body: the features (and fingerprints) as before
+    assert not with_body.image_place
+    assert with_body.to_dict() == replace(BEST_PREPROCESS, image_place=False).for_parts(layout.PARTS).to_dict()
     with pytest.raises(ValueError, match="image_place"):
         Preprocess(features="compact", normalize="body", image_place=True)

@@ -305,13 +305,13 @@ def _training_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress lines")
 
 
-def _ensemble_arg(p: argparse.ArgumentParser, which: str) -> None:
+def _ensemble_arg(p: argparse.ArgumentParser, which: str, refit_default: str) -> None:
     p.add_argument("--ensemble", type=positive(int), help=f"train {which} N times (seeds SEED, SEED+1, ...) and "
                    "average their probabilities: slower by N, usually a few points more accurate (default: 1)")  # fmt: skip
-    p.add_argument("--refit", action="store_true", default=None,
+    p.add_argument("--refit", action=argparse.BooleanOptionalAction, default=None,
                    help=f"once validation has chosen how long to train {which}, train it again (another seed) on the "
                    "training and validation clips together for as long, and average the two: about twice the time, "
-                   "more data learnt from; validation figures are of the validated model alone")  # fmt: skip
+                   f"more data learnt from; validation figures are of the validated model alone (default: {refit_default})")  # fmt: skip
 
 
 def _device_args(p: argparse.ArgumentParser) -> None:
@@ -340,6 +340,7 @@ def _switches(p: argparse.ArgumentParser) -> None:
     for name, what in (("hand-view", "each hand relative to its wrist as an extra view"),
                        ("hand-shape", "distances between joints of each hand, in hand sizes"),
                        ("bones", "each hand's bones as unit directions and how far each finger joint bends"),
+                       ("image-place", "without a body: each wrist's place in the frame and the hand's size there"),
                        ("motion", "frame differences"), ("flags", "which parts were found, per frame"),
                        ("trim", "drop the frames before the first and after the last hand"),
                        ("aspect", "undo the camera's aspect ratio (portrait vs landscape) from the body's proportions"),
@@ -376,8 +377,8 @@ def _recipe(args: argparse.Namespace):
     from .transforms import Augment
 
     r = recipe(args.recipe, **({"activation": args.activation} if args.recipe == "reference" else {}))
-    pre = {k: getattr(args, k) for k in ("features", "normalize", "hand_view", "hand_shape", "bones", "motion", "flags",
-                                         "resample", "fill_gaps", "trim", "aspect", "depth")
+    pre = {k: getattr(args, k) for k in ("features", "normalize", "hand_view", "hand_shape", "bones", "image_place",
+                                         "motion", "flags", "resample", "fill_gaps", "trim", "aspect", "depth")
            if getattr(args, k, None) is not None}  # fmt: skip
     if pre.get("resample") == 0:
         pre["resample"] = None
@@ -435,7 +436,7 @@ def _train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--framework", choices=["torch", "keras"], default="torch")
     _data_args(p)
     _training_args(p)
-    _ensemble_arg(p, "the model")
+    _ensemble_arg(p, "the model", "off")
     _device_args(p)
     _switches(p)
 
@@ -522,7 +523,7 @@ def _run(p: argparse.ArgumentParser) -> None:
                    "(see signrec extract --help) (default: the built-in process pool)")  # fmt: skip
     _data_args(p)
     _training_args(p)
-    _ensemble_arg(p, "the best model")
+    _ensemble_arg(p, "the best model", "off")
     _device_args(p)
 
     def run(args: argparse.Namespace) -> int:

@@ -64,6 +64,16 @@ def _row(name: str, recipe: Recipe, r: TrainResult, ev: Evaluation) -> dict:
             "stopped": r.stopped or "-", "train_seconds": f"{r.seconds:.1f}"}  # fmt: skip
 
 
+def _refit_note(name: str, r: TrainResult) -> str:
+    refits = [m for m in r.members if m.get("refit")]
+    if not refits:
+        return ""
+    return (f"\n\n`{name}` averages {len(r.members) - len(refits)} validated model(s) and {len(refits)} refit(s) on "
+            f"the training and validation clips, for the epochs validation chose (`runs/{name}/members/`). Its "
+            f"val_acc and any validation figures are of the validated model(s) alone (`runs/{name}/validated.pt`), "
+            f"which never saw those clips; test figures are of the whole model (`runs/{name}/model.pt`).")
+
+
 def _train_and_evaluate(store: KeypointStore, out: Path, jobs: list[tuple[str, Recipe, str]], split: Split,
                         force: bool, log, name_recipes: bool = True, learn_from: KeypointStore | None = None,
                         where: list[str] | None = None) -> tuple[list[dict], list[Evaluation], list[TrainResult], dict]:  # fmt: skip
@@ -252,6 +262,10 @@ def run(
 
     `extra_glosses` (with `where`): the models also learn from the glosses `where` leaves out, one split over all
     the data, and answer among the ones it keeps (see `training.runner.train`); the figures are on those.
+
+    `refit`: once validation has chosen how long the best model trains, a second one trains on the training and
+    validation clips together for as long, and the two answer together (see `training.runner`); the report's
+    validation figures are of the validated model alone. It about doubles the best model's training time.
     """
     from . import wlasl
     from .extract import extract
@@ -294,14 +308,15 @@ def run(
     store, learn_from = answer_and_learn(store, where, extra_glosses)
     chosen, stages["split"] = job_split(store if learn_from is None else learn_from, out, split, seed, force)
     log(chosen.describe(store if learn_from is None else learn_from))
-    rows, evaluations, _, trained = _train_and_evaluate(store, out, jobs, chosen, force, log, learn_from=learn_from,
-                                                        where=where)  # fmt: skip
+    rows, evaluations, results, trained = _train_and_evaluate(store, out, jobs, chosen, force, log,
+                                                              learn_from=learn_from, where=where)  # fmt: skip
     stages.update(trained)
     fields = list(dict.fromkeys(k for r in rows for k in r))
     write_csv_atomic(out / "comparison.csv", rows, fields)
     table = markdown_table([{k: r.get(k, "") for k in fields} for r in rows], fields)
     write_report(out / "report.md", evaluations, title=f"signrec run on {store.root.name}",
                  intro=describe_job(store, chosen, where, command, learn_from),
-                 extra="## Models\n\n" + table + "\n\nCheckpoints: `runs/<model>/model.pt` or `model.keras`.")  # fmt: skip
+                 extra="## Models\n\n" + table + "\n\nCheckpoints: `runs/<model>/model.pt` or `model.keras`."
+                 + "".join(_refit_note(name, r) for (name, _, _), r in zip(jobs, results, strict=True)))  # fmt: skip
     stages["report"] = "done"
     return RunSummary(str(out), str(out / "report.md"), stages, table, evaluations)

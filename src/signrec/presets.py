@@ -45,8 +45,10 @@ BEST_AUGMENT = Augment(mirror=0.5, rotate=15, scale=0.2, aspect=1.3, shear=0.15,
                        hand_rotate=10, hand_scale=0.1, stretch=0.3, drop=0.1, crop=0.2, hand_drop=0.2, one_hand=0.5,
                        jitter=0.003)  # fmt: skip
 # x and y only (depth=False): MediaPipe's z is a one-camera guess, on another scale in each of its models
+# Hands-only keypoints also say where in the frame each hand is (image_place; dropped where there is a body)
 BEST_PREPROCESS = Preprocess(features="compact", normalize="auto", aspect=True, hand_view=True, hand_shape=True,
-                             motion=True, flags=True, resample=64, trim=True, fill_gaps=3, depth=False)  # fmt: skip
+                             motion=True, flags=True, resample=64, trim=True, fill_gaps=3, depth=False,
+                             image_place=True)  # fmt: skip
 
 
 def best() -> Recipe:

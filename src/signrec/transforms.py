@@ -704,7 +704,8 @@ class Augment:
     shift: float = 0.0  # the whole person moved by up to this, in image units
     arms: float = 0.0  # each hand's distance from the body times 1 +- arms
     hand_place: float = 0.0  # both hands moved by up to this many shoulder widths (x and y), the same all clip;
-    # clips without a body are left alone (hands-only features are relative to the hands: nothing would change)
+    # clips without a body are left alone (their features are relative to the hands, and where in the frame the
+    # hands are, `image_place`, is what tells where relative to the body they signed)
     hand_rotate: float = 0.0  # each hand turned about its wrist by up to this many degrees (uniform, +-)
     hand_scale: float = 0.0  # each hand's size about its wrist times 1 +- hand_scale
     stretch: float = 0.2  # length times 1 +- stretch (speed, frame rate)

@@ -83,11 +83,11 @@ def count_parameters(model: object) -> int:
 
 
 def fingerprint(framework: str, recipe: Recipe, store: KeypointStore, split: Split,
-                answers: list[str] | None = None) -> dict:  # fmt: skip
+                answers: list[str] | None = None, replay: dict | None = None) -> dict:  # fmt: skip
     """What a run is keyed by: settings, data and split, each hashed (and the glosses it answers among, when it
-    learns from more)."""
-    settings = json.dumps({"framework": framework, **recipe.settings(), **({"answers": answers} if answers else {})},
-                          sort_keys=True, default=str)  # fmt: skip
+    learns from more; the validated run's plan, when it replays one)."""
+    settings = json.dumps({"framework": framework, **recipe.settings(), **({"answers": answers} if answers else {}),
+                           **({"replay": replay} if replay else {})}, sort_keys=True, default=str)  # fmt: skip
     parts = {"settings": hashlib.sha256(settings.encode()).hexdigest()[:16], "data": store.fingerprint(),
              "split": split.fingerprint()}  # fmt: skip
     return {**parts, "id": hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16],
@@ -227,7 +227,7 @@ def train(
     if answers and not replay and not any(c.gloss in answers for c in store.subset(chosen.val)):
         raise ValueError(f"{store.root}: the split {chosen.how} has no validation clip of the glosses the model "
                          f"answers among ({', '.join(answers[:5])}...), so nothing could choose or calibrate it")  # fmt: skip
-    fp = fingerprint(framework, recipe, store, chosen, answers)
+    fp = fingerprint(framework, recipe, store, chosen, answers, replay)
     if primary:
         state = check_run_folder(out, fp, force)
     else:  # another process of a distributed run: rank 0 checks and prepares the folder, this one follows
