@@ -300,6 +300,9 @@ def by_signer(clips: list, right: np.ndarray) -> dict[str, float]:
 
 def run_task(task: Task, recipe_name: str, work: Path) -> dict:
     recipe = RECIPES[recipe_name]().with_config(seed=task.seed, progress=False)
+    if recipe.config.refit and task.test_store is None and not task.split.test:
+        raise SystemExit(f"{recipe_name} on {task.name}: a refit learns the validation clips, which this task scores "
+                         f"on; measure it where the test clips are apart (--only inner100)")  # fmt: skip
     if task.test_store is not None:  # read only what both sources have (GISLR has no face), as evaluate insists
         common = tuple(p for p in task.store.parts if p in task.test_store.parts)
         recipe = replace(recipe, preprocess=replace(recipe.preprocess, parts=common))

@@ -154,6 +154,9 @@ def test_run_does_the_whole_job_and_reuses_its_stages(data_dir, tmp_path, capsys
     rows = read_csv_rows(out / "comparison.csv")
     assert [r["model"] for r in rows] == ["reference-torch", "reference-keras", "best"]
     assert rows[0]["parameters"] == rows[1]["parameters"]  # same architecture, same count in both frameworks
+    best_card = load_predictor(out / "runs" / "best").card  # a few clips: the best model is refitted by default
+    assert best_card.training["validated"] == "validated.pt" and best_card.training["members"][1]["refit"]
+    assert "a refit on training + validation clips too" in first and "runs/best/validated.pt" in report
     split = json.loads((out / "split.json").read_text())
     mtime = (out / "runs" / "best" / "model.pt").stat().st_mtime_ns
     assert main(args) == 0
@@ -602,5 +605,5 @@ def test_without_a_body_the_hands_place_in_the_frame_is_a_feature_and_with_one_i
     with_body = BEST_PREPROCESS.for_parts(layout.PARTS)  # with a body: the features (and fingerprints) as before
     assert not with_body.image_place
     assert with_body.to_dict() == replace(BEST_PREPROCESS, image_place=False).for_parts(layout.PARTS).to_dict()
-    with pytest.raises(ValueError, match="image_place"):
-        Preprocess(features="compact", normalize="body", image_place=True)
+    body = Preprocess(features="compact", normalize="body", image_place=True)  # asked for with a body: nothing added
+    assert body.num_features == Preprocess(features="compact", normalize="body").num_features

@@ -9,14 +9,19 @@ from signrec.store import open_store
 
 
 @pytest.mark.slow
-def test_run_validates_on_new_people_and_trains_on_several_sources(data_dir, tmp_path, capsys):
+def test_run_validates_on_new_people_and_trains_on_several_sources(data_dir, tmp_path, capsys, monkeypatch):
     """Issue 15: with a signer column, validation used to come from the training people (accuracy 1.000 from the
     start, no signal for model selection)."""
     out = tmp_path / "job"
     args = ["run", "--keypoints", str(data_dir / "keypoints" / "webcam"), "--keypoints",
             str(data_dir / "keypoints" / "gislr-hello-thankyou"), "--alias", "thankyou=thanks", "--models", "best",
             "--max-epochs", "1", "--out", str(out), "--no-progress"]  # fmt: skip
+    from signrec import pipeline
+
+    monkeypatch.setattr(pipeline, "REFIT_MAX_CLIPS", 100)  # more training clips than that: no refit by default
     assert main(args) == 0
+    assert "best model: no refit (" in capsys.readouterr().out
+    assert not (out / "runs" / "best" / "validated.pt").exists()
     store = open_store(out / "keypoints")
     assert store.glosses == ["hello", "iloveyou", "thanks"] and len(store.signers) == 26  # 5 webcam + 21 GISLR people
     assert store.parts == ("pose", "left_hand", "right_hand")  # GISLR has no face: the model reads what both have

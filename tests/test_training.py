@@ -1,6 +1,7 @@
 """Training both frameworks on real keypoints: checkpoints, comparison, fingerprints, signals, Keras options."""
 
 import json
+import os
 import pickle
 import signal
 import subprocess
@@ -638,16 +639,29 @@ def test_a_refit_learns_from_the_validation_clips_for_as_long_as_validation_chos
     from signrec.evaluate import evaluate_run
     from signrec.presets import best
     from signrec.training import lightning as lit
+    from signrec.training.stop import Interrupted
 
     losses = [3.0, 2.0, 2.5, 2.6, 2.7, 1.0, 1.1]
     monkeypatch.setattr(lit.LitClassifier, "validation_step", _validation_losses(lambda e: losses[min(e, len(losses) - 1)]))
-    config = quick(best(), max_epochs=50, threads=1, warmup_epochs=1, plateau_wait=3, refit=True, ema=0.0)
+    training_step = lit.LitClassifier.training_step
+
+    def stopped_in_the_refits_epoch_3(self, batch, batch_idx):
+        if self.trainer.limit_val_batches == 0 and self.current_epoch == 2 and batch_idx == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return training_step(self, batch, batch_idx)
+
+    monkeypatch.setattr(lit.LitClassifier, "training_step", stopped_in_the_refits_epoch_3)
+    config = quick(best(), max_epochs=50, threads=1, warmup_epochs=1, plateau_wait=3, refit=True, max_minutes=60)
+    with pytest.raises(Interrupted, match="the last whole epoch"):  # stopped in the refit: kept, and resumed below
+        train(webcam_signer, tmp_path, config)
+    monkeypatch.setattr(lit.LitClassifier, "training_step", training_step)
     r = train(webcam_signer, tmp_path, config)
     validated, refit = tmp_path / "members" / "seed-0", tmp_path / "members" / "refit-seed-1"
     seen = [read_csv_rows(f / "history.csv") for f in (validated, refit)]
     assert len(seen[0]) == 8 and len(seen[1]) == 6  # validation chose epoch 6 (decay from epoch 5, for 3 epochs)
     assert [float(x["lr"]) for x in seen[1]] == pytest.approx([float(x["lr"]) for x in seen[0][:6]])
     assert not any(x["val_loss"] for x in seen[1])  # nothing validated: the validation clips are training clips
+    assert [int(x["epoch"]) for x in seen[1]] == list(range(1, 7))  # resumed after epoch 2, nothing trained twice
     split, twin = Split.load(tmp_path / "split.json"), Split.load(refit / "split.json")
     assert sorted(twin.train) == sorted(split.train + split.val) and not twin.val
 
@@ -655,7 +669,8 @@ def test_a_refit_learns_from_the_validation_clips_for_as_long_as_validation_chos
     assert card.model == "ensemble" and len(net.members) == 2 and card.training["validated"] == "validated.pt"
     assert [m["seed"] for m in card.training["members"]] == [0, 1] and card.training["members"][1]["refit"]
     alone = load_predictor(validated)
-    assert load_predictor(tmp_path / "validated.pt").card.calibration == card.calibration  # fitted without the refit
+    assert card.calibration.pop("fitted_on") == "validated.pt"  # fitted without the refit, and it says so
+    assert load_predictor(tmp_path / "validated.pt").card.calibration == card.calibration
     store = open_store(webcam_signer)
     val_clips = store.subset(split.val)
     val_acc = float((alone.predict_proba([store.read(c) for c in val_clips], calibrated=False).argmax(1)
@@ -667,3 +682,23 @@ def test_a_refit_learns_from_the_validation_clips_for_as_long_as_validation_chos
     assert whole.in_training == len(split.train) + len(split.val)
     with pytest.raises(ValueError, match="refit"):
         train(webcam_signer, tmp_path / "keras", quick(reference(), refit=True), "keras")
+
+
+def test_a_switch_that_the_data_drops_leaves_the_fingerprint_as_it_was(webcam_signer, data_dir, tmp_path):
+    """The best recipe reads each hand's place in the frame only without a body; runs on data with one (here
+    webcam keypoints) are the models they were, and keep their fingerprints, so their folders are reused."""
+    from dataclasses import replace
+
+    from signrec.presets import BEST_PREPROCESS, best
+    from signrec.splits import make_split
+    from signrec.store import import_keypoints
+    from signrec.training.runner import fingerprint
+
+    before = replace(best(), preprocess=replace(BEST_PREPROCESS, image_place=False))
+    body = open_store(webcam_signer)
+    split = make_split(body, "auto")
+    assert fingerprint("torch", best(), body, split)["id"] == fingerprint("torch", before, body, split)["id"]
+    import_keypoints(data_dir / "keypoints" / "wlasl300-hands", tmp_path / "hands", progress=False)
+    hands = open_store(tmp_path / "hands")
+    split = make_split(hands, "official")
+    assert fingerprint("torch", best(), hands, split)["id"] != fingerprint("torch", before, hands, split)["id"]

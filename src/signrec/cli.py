@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from .training.config import REFIT_MAX_CLIPS
 from .training.stop import Interrupted, SecondaryRank
 
 COMMANDS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
@@ -523,7 +524,7 @@ def _run(p: argparse.ArgumentParser) -> None:
                    "(see signrec extract --help) (default: the built-in process pool)")  # fmt: skip
     _data_args(p)
     _training_args(p)
-    _ensemble_arg(p, "the best model", "off")
+    _ensemble_arg(p, "the best model", f"on when one process trains on at most {REFIT_MAX_CLIPS:,} clips")
     _device_args(p)
 
     def run(args: argparse.Namespace) -> int:
@@ -546,7 +547,7 @@ def _run(p: argparse.ArgumentParser) -> None:
         s = run_job(args.out, videos=args.videos, keypoints=args.keypoints,
                     glosses=args.glosses.split(",") if args.glosses else None, top=args.top, metadata=args.metadata,
                     local=args.local, models=models, max_epochs=args.max_epochs, max_minutes=args.max_minutes,
-                    ensemble=args.ensemble or 1, refit=bool(args.refit),
+                    ensemble=args.ensemble or 1, refit=args.refit,
                     workers=args.workers, seed=args.seed, split=args.split, where=args.where, aliases=names,
                     extra_glosses=args.extra_glosses,
                     threads=args.threads, force=args.force, progress=not args.no_progress,

@@ -321,7 +321,7 @@ def evaluate_run(
     predictor = load_predictor(run)
     card = predictor.card
     validated = card.training.get("validated")  # a refit run: its refits trained on the validation clips too
-    refit = bool(validated) and split in ("val", "train")
+    refit = bool(validated) and split == "val"
     if refit:  # judge the models that did not see them (see training.runner)
         predictor = load_predictor(folder / validated)
         card = predictor.card

@@ -18,7 +18,7 @@ from .presets import Recipe, best, reference
 from .splits import SPLIT_NAME, Split, answer_and_learn, filter_store, make_split
 from .store import KeypointStore, NotAStoreError, import_keypoints, open_store
 from .training import ranks
-from .training.config import TrainConfig
+from .training.config import REFIT_MAX_CLIPS, TrainConfig
 from .training.runner import RunConflict, TrainResult, train
 from .training.stop import SecondaryRank
 
@@ -230,7 +230,7 @@ def run(
     max_epochs: int | None = None,
     max_minutes: float | None = None,
     ensemble: int = 1,
-    refit: bool = False,
+    refit: bool | None = None,
     workers: int | None = None,
     seed: int = 0,
     split: str = "auto",
@@ -265,7 +265,8 @@ def run(
 
     `refit`: once validation has chosen how long the best model trains, a second one trains on the training and
     validation clips together for as long, and the two answer together (see `training.runner`); the report's
-    validation figures are of the validated model alone. It about doubles the best model's training time.
+    validation figures are of the validated model alone. It about doubles the best model's training time; by
+    default (None) it is on when one process trains and the split trains on at most REFIT_MAX_CLIPS clips.
     """
     from . import wlasl
     from .extract import extract
@@ -279,7 +280,7 @@ def run(
                          "under torchrun or srun, extract with `signrec extract` and train with `signrec train` "
                          "(docs/cluster.md)")  # fmt: skip
     jobs = recipes_for(models, seed, progress, max_epochs, max_minutes, threads, devices, strategy, num_nodes, ensemble,
-                       refit)
+                       bool(refit))  # fmt: skip
     keras = [name for name, _, framework in jobs if framework == "keras"]
     if extra_glosses and keras:
         raise ValueError(f"extra glosses are for the PyTorch models; {', '.join(keras)} is Keras: choose "
@@ -308,6 +309,13 @@ def run(
     store, learn_from = answer_and_learn(store, where, extra_glosses)
     chosen, stages["split"] = job_split(store if learn_from is None else learn_from, out, split, seed, force)
     log(chosen.describe(store if learn_from is None else learn_from))
+    if refit is None and "best" in models:
+        refit = devices == 1 and num_nodes == 1 and len(chosen.train) <= REFIT_MAX_CLIPS
+        jobs = [(n, r.with_config(refit=refit) if n == "best" else r, fw) for n, r, fw in jobs]
+        log(f"best model: {'a refit on training + validation clips too' if refit else 'no refit'} "
+            f"({len(chosen.train)} training clips, {'at most' if len(chosen.train) <= REFIT_MAX_CLIPS else 'more than'} "
+            f"{REFIT_MAX_CLIPS}{'' if devices == 1 and num_nodes == 1 else ', several processes'}; --refit or --no-refit "
+            f"decides)")  # fmt: skip
     rows, evaluations, results, trained = _train_and_evaluate(store, out, jobs, chosen, force, log,
                                                               learn_from=learn_from, where=where)  # fmt: skip
     stages.update(trained)

@@ -53,7 +53,7 @@ BEST_PREPROCESS = Preprocess(features="compact", normalize="auto", aspect=True, 
 
 def best() -> Recipe:
     """Convolution + transformer (with stochastic depth) on compact x, y features: relative to the body with the
-    camera's aspect ratio undone (to the hands when there is no body), hand shape (joints relative to the wrist,
+    camera's aspect ratio undone (to the hands when there is no body, with each hand's place in the frame), hand shape (joints relative to the wrist,
     distances between joints), motion and presence flags; clips trimmed to the hands, short hand dropouts filled;
     training data varied as people and cameras vary (where they sign included), symmetric two-handed signs also
     made with one hand (BEST_AUGMENT); AdamW with weight decay, label smoothing and a moving average of the

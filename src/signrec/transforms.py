@@ -113,7 +113,8 @@ class Preprocess:
     hand_shape: bool = False  # distances between chosen joints of each hand, in hand sizes (HAND_PAIRS)
     bones: bool = False  # each hand's 20 bones as unit directions, and how far each finger joint bends (cosines)
     image_place: bool = False  # without a body (normalize "hands"): each hand's wrist x, y in the frame and its size
-    # (IMAGE_PLACE_WIDTH values a hand); a recipe may ask for it always, it is dropped where there is a body
+    # (IMAGE_PLACE_WIDTH values a hand); a recipe may ask for it always: with a body (normalize "body", or "none")
+    # it adds nothing, and `for_parts` drops it
     depth: bool = True  # False: every z is zero before any feature is made (MediaPipe's z is a guess from one
     # camera, and its scale differs between its models and versions); the x, y features are unchanged
 
@@ -126,8 +127,6 @@ class Preprocess:
         if self.normalize == "body" and "pose" not in self.parts:  # "auto" picks hands then
             raise ValueError("normalize='body' needs the pose part; these keypoints have "
                              f"{layout.parts_label(self.parts)}")  # fmt: skip
-        if self.image_place and self.normalize not in ("hands", "auto"):
-            raise ValueError(f"image_place is for keypoints without a body (normalize 'hands'), not {self.normalize!r}")
         for name in ("hand_view", "hand_shape", "bones", "image_place"):
             if getattr(self, name) and not self._hands:
                 raise ValueError(f"{name} needs a hand part; these keypoints have {layout.parts_label(self.parts)}")
@@ -443,8 +442,8 @@ IMAGE_PLACE_WIDTH = 3  # a hand's wrist x and y, and its size
 
 def hand_image_place(frames: np.ndarray, hands: tuple[str, ...] = ("left_hand", "right_hand")) -> np.ndarray:
     """`(T, IMAGE_PLACE_WIDTH per hand)`: each hand's wrist x, y as found (shares of the frame's width and height,
-    less 0.5: 0 is the middle of the frame) and its size (wrist to the farthest point, shares of the frame), zeros
-    where the hand is missing. Features relative to the hands say how a hand moves and is shaped, but not where it
+    less 0.5: 0 is the middle of the frame) and its size (wrist to the farthest point in those same units, as
+    MediaPipe gives x and y), zeros where the hand is missing. Features relative to the hands say how a hand moves and is shaped, but not where it
     is; a signer is framed about the same in most recordings, so where in the frame tells where relative to the
     body (father at the forehead, mother at the chin) when there is no body to measure it against."""
     views = []

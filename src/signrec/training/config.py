@@ -80,4 +80,10 @@ class TrainConfig:
         return out
 
 
+# `signrec run` refits its best model by default (`TrainConfig.refit`) when the split trains on at most this many
+# clips: there a few clips a sign are all it has, and twice the training is minutes; above it (WLASL300's 1,876
+# training clips took about 40 minutes without a refit on 2 cores) it would push the job past an hour, so it is
+# asked for with --refit
+REFIT_MAX_CLIPS = 1000
+
 HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]

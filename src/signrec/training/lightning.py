@@ -541,7 +541,7 @@ def fit(
     model.cpu().eval()
     if graceful.signum is not None:
         stopped = signal.Signals(graceful.signum).name
-    elif replay:
+    elif replay and len(history.rows) >= max_epochs:
         stopped = f"the validated run's length ({max_epochs} epochs)"
     elif plateau and plateau.finished:
         stopped = (f"validation (no better val loss for {config.plateau_wait} epochs after epoch {plateau.plateau_after} "

@@ -69,8 +69,9 @@ class TrainResult:
         how = "reused (same settings and data)" if self.reused else f"stopped by {self.stopped}"
         if self.members:
             each = ", ".join("refit" if m.get("refit") else f"{m['val_acc']:.1%}" for m in self.members)
+            whose = " of the validated models" if any(m.get("refit") for m in self.members) else ""
             return (f"{self.framework}/{self.model} of {len(self.members)}: {self.parameters:,} parameters, "
-                    f"{self.epochs} epochs in all, val accuracy {self.val_acc:.1%} (members: {each}); {how}")  # fmt: skip
+                    f"{self.epochs} epochs in all, val accuracy{whose} {self.val_acc:.1%} (members: {each}); {how}")  # fmt: skip
         val = "no validation (a refit)" if math.isnan(self.val_acc) else f"val accuracy {self.val_acc:.1%}"
         return (f"{self.framework}/{self.model}: {self.parameters:,} parameters, {self.epochs} epochs (best "
                 f"{self.best_epoch}), {val}, {self.seconds_per_epoch:.2f} s/epoch; {how}")  # fmt: skip
@@ -86,7 +87,10 @@ def fingerprint(framework: str, recipe: Recipe, store: KeypointStore, split: Spl
                 answers: list[str] | None = None, replay: dict | None = None) -> dict:  # fmt: skip
     """What a run is keyed by: settings, data and split, each hashed (and the glosses it answers among, when it
     learns from more; the validated run's plan, when it replays one)."""
-    settings = json.dumps({"framework": framework, **recipe.settings(), **({"answers": answers} if answers else {}),
+    made = recipe.settings()
+    if made["preprocess"].get("image_place") and not recipe.preprocess.for_parts(store.parts).image_place:
+        del made["preprocess"]["image_place"]  # data with a body: the model is what it was without the switch
+    settings = json.dumps({"framework": framework, **made, **({"answers": answers} if answers else {}),
                            **({"replay": replay} if replay else {})}, sort_keys=True, default=str)  # fmt: skip
     parts = {"settings": hashlib.sha256(settings.encode()).hexdigest()[:16], "data": store.fingerprint(),
              "split": split.fingerprint()}  # fmt: skip
@@ -247,7 +251,8 @@ def train(
                          f"{len(val_clips)} validation clips; both must have some")  # fmt: skip
     frames = [c.frames for c in train_clips]
     if pre.max_frames is None and pre.is_reference:  # the reference pads to the longest training sequence
-        pre = type(pre)(**{**pre.to_dict(), "max_frames": max(frames)})
+        # (a refit to its validated twin's: the models it is averaged with read clips as that one does)
+        pre = type(pre)(**{**pre.to_dict(), "max_frames": (replay or {}).get("max_frames") or max(frames)})
     index = {g: i for i, g in enumerate(labels)}
     targets = lambda clips: np.array([index[c.gloss] for c in clips], dtype=np.int64)
     opts = {"num_classes": len(labels), "input_size": pre.num_features, **recipe.model_options}
@@ -305,13 +310,14 @@ def train(
         epochs=summary["epochs"], best_epoch=summary["best_epoch"], seconds_per_epoch=summary["seconds_per_epoch"],
         seconds=seconds, val_acc=_number(card.training.get("val_acc")), split=chosen.how,
         stopped=summary["stopped"], status=card.training["status"], fingerprint=fp["id"],
-        threads=summary.get("threads", {}), plan=summary.get("plan", {}),
+        threads=summary.get("threads", {}), plan={**summary.get("plan", {}), "max_frames": pre.max_frames},
     )  # fmt: skip
     atomic_write_json(out / RUN_NAME, {**asdict(result), "fingerprint": fp, "card": asdict(card)})
     if interrupted:
+        kept = (f"the model of the last whole epoch ({result.epochs} of a refit's {replay['epochs']})" if replay else
+                f"the best model so far (epoch {result.best_epoch}, val accuracy {result.val_acc:.1%})")  # fmt: skip
         raise Interrupted(summary["signal"], f"training stopped by {summary['stopped']} after {result.epochs} epochs; "
-                          f"the best model so far (epoch {result.best_epoch}, val accuracy {result.val_acc:.1%}) is "
-                          f"saved in {ckpt}. Run the same command again to resume.")  # fmt: skip
+                          f"{kept} is saved in {ckpt}. Run the same command again to resume.")  # fmt: skip
     return result
 
 
@@ -333,6 +339,9 @@ def _train_ensemble(store: KeypointStore, out: Path, recipe: Recipe, chosen: Spl
     atomic_write_json(out / RUN_NAME, {"status": "running", "fingerprint": fp, "run": str(out)})
     t0 = time.perf_counter()
     member_recipe = lambda seed: recipe.with_config(seed=seed, ensemble=1, refit=False)
+    # a refit trains its whole plan: cut short by --max-minutes it would stop before its rate decays, and be averaged
+    # in as if finished (the cap bounds each validated model; a signal still stops a refit, to be resumed)
+    refit_recipe = lambda seed: recipe.with_config(seed=seed, ensemble=1, refit=False, max_minutes=None)
     learn = {"where": where if answers else None, "log": log, "extra_glosses": bool(answers)}
     results, refits = [], []
     for i in range(config.ensemble):
@@ -349,7 +358,7 @@ def _train_ensemble(store: KeypointStore, out: Path, recipe: Recipe, chosen: Spl
             both = Split(sorted(chosen.train + chosen.val), [], chosen.test, f"{chosen.how}, validation clips trained on")
             log(f"refit of seed {seed} on its training and validation clips (seed {twin}, {r.plan['epochs']} epochs) "
                 f"in {out / MEMBERS / f'refit-seed-{twin}'}")  # fmt: skip
-            refits.append(train(store, out / MEMBERS / f"refit-seed-{twin}", member_recipe(twin), "torch", both,
+            refits.append(train(store, out / MEMBERS / f"refit-seed-{twin}", refit_recipe(twin), "torch", both,
                                 replay=r.plan, **learn))  # type: ignore[arg-type]
             log(refits[-1].line())
     validated = [load_torch(r.checkpoint) for r in results]
@@ -373,6 +382,9 @@ def _train_ensemble(store: KeypointStore, out: Path, recipe: Recipe, chosen: Spl
     probs, y = validation_probs(checked, checked_card, "torch", store, val)
     card.training["val_acc"] = checked_card.training["val_acc"] = float((probs.argmax(1) == y).mean())
     card.calibration = checked_card.calibration = calibrate(probs, y).to_dict()
+    if refits:  # a temperature and threshold fitted on the validated models alone (the refits saw these clips);
+        # the average is a little less sure of itself, so its answers above the threshold are if anything righter
+        card.calibration = {**checked_card.calibration, "fitted_on": VALIDATED_NAME}
     if refits:
         card.training["validated"] = VALIDATED_NAME
         save_torch(out / VALIDATED_NAME, checked, checked_card)
