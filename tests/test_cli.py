@@ -93,6 +93,10 @@ def test_every_switch_of_the_best_recipe_reaches_it():
     assert default.augment.one_hand == 0.5
     more = _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--recipe", "best", "--one-hand", "0.8"]))
     assert more.augment.one_hand == 0.8 and more.augment.mirror == default.augment.mirror
+    head = _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--recipe", "best", "--head-dropout", "0.8"]))
+    assert head.model_options == {**default.model_options, "head_dropout": 0.8}
+    with pytest.raises(Exception, match="--head-dropout 1.0: a probability"):
+        _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--recipe", "best", "--head-dropout", "1"]))
     with pytest.raises(Exception, match="a probability"):
         _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--recipe", "best", "--one-hand", "2"]))
     placed = _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--recipe", "best", "--hand-place", "0.2"]))

@@ -404,6 +404,15 @@ def test_drop_path_drops_whole_samples_in_training_only():
     assert torch.equal(DropPath(0.25).eval()(x), x)
 
 
+def test_head_dropout_is_its_own_or_the_blocks():
+    from signrec.models.convformer import Convformer, ConvformerConfig
+
+    blocks = Convformer(ConvformerConfig(num_classes=5, input_size=7, dim=8, heads=2, dropout=0.3))
+    head = Convformer(ConvformerConfig(num_classes=5, input_size=7, dim=8, heads=2, dropout=0.3, head_dropout=0.8))
+    assert (blocks.head[0].p, head.head[0].p) == (0.3, 0.8)
+    assert blocks.state_dict().keys() == head.state_dict().keys()  # the same weights: old checkpoints load
+
+
 def test_moving_average_warms_up_then_uses_the_decay():
     import torch
 
@@ -570,6 +579,10 @@ def test_a_model_that_learns_from_extra_glosses_answers_among_the_chosen_ones(da
     report = (job / "report.md").read_text()
     assert "learnt from 90 clips of 3 glosses" in report and "answer among the 2" in report
     assert "averages 1 validated model(s) and 1 refit(s)" in report and "runs/best/validated.pt" in report
+    header, row = (next(line for line in report.splitlines() if line.startswith(start))
+                   for start in ("| model | recipe", "| best | best"))  # the training table
+    cells = dict(zip(header.split("|"), row.split("|"), strict=True))
+    assert cells[" best_epoch "].strip() == "1"  # the validated member's kept epoch, not a placeholder
     model = load_predictor(job / "runs" / "best")
     assert model.labels == ["hello", "thanks"] and model.card.model == "ensemble"
     refit = Split.load(job / "runs" / "best" / "members" / "refit-seed-1" / "split.json")

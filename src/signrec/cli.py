@@ -368,6 +368,8 @@ def _switches(p: argparse.ArgumentParser) -> None:
     g.add_argument("--grad-clip", type=float, help="clip the gradient norm (0: off)")
     g.add_argument("--ema", type=float, help="moving average of the weights, decay per step (0: off)")
     g.add_argument("--drop-path", type=float, help="stochastic depth of the convformer's blocks (0: off)")
+    g.add_argument("--head-dropout", type=float, help="the convformer's dropout before its output layer (default: "
+                   "its blocks' dropout, 0.3)")
 
 
 def _recipe(args: argparse.Namespace):
@@ -407,10 +409,15 @@ def _recipe(args: argparse.Namespace):
         augment = replace(augment, **{name: value})
     model = args.model or r.model
     options = dict(r.model_options) if model == r.model else {}
-    if getattr(args, "drop_path", None) is not None:
+    for name in ("drop_path", "head_dropout"):  # the convformer's
+        value, flag = getattr(args, name, None), "--" + name.replace("_", "-")
+        if value is None:
+            continue
         if model != "convformer":
-            raise UsageError(f"--drop-path is an option of the convformer, not of {model}")
-        options["drop_path"] = args.drop_path
+            raise UsageError(f"{flag} is an option of the convformer, not of {model}")
+        if not 0 <= value < 1:
+            raise UsageError(f"{flag} {value}: a probability, from 0 to below 1")
+        options[name] = value
     if model == "lstm":
         options["activation"] = args.activation
         if args.framework == "torch":

@@ -60,8 +60,15 @@ def _row(name: str, recipe: Recipe, r: TrainResult, ev: Evaluation) -> dict:
     side = "test" if ev.split == "test" else "val"
     return {"model": name, "recipe": recipe.name, "framework": r.framework, "parameters": f"{r.parameters:,}",
             "val_acc": f"{r.val_acc:.3f}", f"{side}_top1": f"{ev.metrics.top1:.3f}",
-            f"{side}_top{ev.metrics.k}": f"{ev.metrics.top5:.3f}", "epochs": r.epochs, "best_epoch": r.best_epoch,
+            f"{side}_top{ev.metrics.k}": f"{ev.metrics.top5:.3f}", "epochs": r.epochs, "best_epoch": _best_epoch(r),
             "stopped": r.stopped or "-", "train_seconds": f"{r.seconds:.1f}"}  # fmt: skip
+
+
+def _best_epoch(r: TrainResult) -> int | str:
+    """The kept epoch; an ensemble's is each validated member's (a refit keeps the last epoch of its plan)."""
+    if not r.members:
+        return r.best_epoch
+    return ", ".join(str(m["best_epoch"]) for m in r.members if not m.get("refit"))
 
 
 def _refit_note(name: str, r: TrainResult) -> str:

@@ -28,6 +28,7 @@ class ConvformerConfig:
     dropout: float = 0.3
     stem_dropout: float = 0.1
     drop_path: float = 0.0  # stochastic depth: the last block's residual branch is dropped this often, earlier ones less
+    head_dropout: float | None = None  # dropout before the output layer (None: `dropout`)
 
 
 class DropPath(nn.Module):
@@ -124,7 +125,8 @@ class Convformer(nn.Module):
             blocks.append(EncoderLayer(d, config.heads, 2 * d, config.dropout, next(rates)))
         self.blocks = nn.ModuleList(blocks)
         self.norm = nn.LayerNorm(d)
-        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(d, config.num_classes))
+        head_dropout = config.dropout if config.head_dropout is None else config.head_dropout
+        self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(d, config.num_classes))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """`x (batch, time, features)`, `mask (batch, time)` True on real frames -> `(batch, classes)` logits."""
