@@ -125,6 +125,8 @@ ABLATIONS = {
     # two members, or one and its refit on training + validation clips (another seed), averaged
     "best-ens2": lambda: best().with_config(ensemble=2),
     "best-refit": lambda: best().with_config(refit=True),
+    # ... the refit replaying the validated run's whole schedule, its decay included
+    "best-refit-whole": lambda: best().with_config(refit=True, refit_whole=True),
     # dropout 0.8 before the output layer (the Kaggle ASL-signs winner's), instead of the blocks' 0.3
     "best-head-drop-0.8": lambda: replace(best(), model_options={**best().model_options, "head_dropout": 0.8}),
 }

@@ -702,3 +702,17 @@ def test_a_switch_that_the_data_drops_leaves_the_fingerprint_as_it_was(webcam_si
     hands = open_store(tmp_path / "hands")
     split = make_split(hands, "official")
     assert fingerprint("torch", best(), hands, split)["id"] != fingerprint("torch", before, hands, split)["id"]
+
+
+def test_a_refit_replays_up_to_the_kept_epoch_or_the_whole_schedule():
+    from signrec.training.config import TrainConfig
+    from signrec.training.runner import TrainResult, refit_plan
+
+    plan = {"epochs": 40, "decay_start": 50, "decay_epochs": 25, "max_frames": 64}
+    r = TrainResult(run="r", checkpoint="c", framework="torch", model="convformer", parameters=1, epochs=75,
+                    best_epoch=40, seconds_per_epoch=1.0, seconds=75.0, val_acc=0.5, split="s", plan=plan)  # fmt: skip
+    assert refit_plan(r, whole=False) == plan
+    assert refit_plan(r, whole=True) == {**plan, "epochs": 75}  # through the decay to its end
+    assert r.plan["epochs"] == 40  # the validated run's own record is unchanged
+    assert "refit_whole" not in TrainConfig(refit=True).result_settings()  # earlier refits keep their fingerprints
+    assert TrainConfig(refit=True, refit_whole=True).result_settings()["refit_whole"] is True

@@ -39,6 +39,8 @@ class TrainConfig:
     ensemble: int = 1  # models trained (seeds seed, seed + 1, ...) whose probabilities are averaged (torch)
     refit: bool = False  # each model also refitted on training + validation clips for the epochs validation chose
     # (another seed), the two averaged (torch); validation figures are then of the validated models alone
+    refit_whole: bool = False  # a refit replays the validated run's whole schedule (its decay included), not only
+    # up to the epoch it kept
     max_minutes: float | None = None  # stop gracefully after this long (the best model so far is kept)
     threads: int | None = None  # torch threads; None = measured at the start (see training.threads)
     devices: int = 1  # processes/devices for data-parallel training (torch)
@@ -75,6 +77,8 @@ class TrainConfig:
             del out["ensemble"]
         if not self.refit:  # as runs made before it existed
             del out["refit"]
+        if not self.refit_whole:
+            del out["refit_whole"]
         if self.schedule != "plateau":  # as runs made before it existed
             del out["plateau_wait"], out["plateau_decay"]
         return out

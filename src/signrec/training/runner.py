@@ -77,6 +77,12 @@ class TrainResult:
                 f"{self.best_epoch}), {val}, {self.seconds_per_epoch:.2f} s/epoch; {how}")  # fmt: skip
 
 
+def refit_plan(validated: TrainResult, whole: bool) -> dict:
+    """What a refit of `validated` replays: its rates up to the epoch it kept, or (`whole`) every epoch it trained,
+    the plateau schedule's decay included."""
+    return {**validated.plan, "epochs": validated.epochs} if whole else dict(validated.plan)
+
+
 def count_parameters(model: object) -> int:
     if hasattr(model, "count_params"):
         return int(model.count_params())
@@ -354,12 +360,12 @@ def _train_ensemble(store: KeypointStore, out: Path, recipe: Recipe, chosen: Spl
             if not r.plan.get("epochs"):
                 raise RunConflict(f"{r.run} was trained by an earlier signrec, which did not record how long validation "
                                   f"let it train, so it cannot be refitted; use --force to train it again")  # fmt: skip
-            twin = seed + config.ensemble
+            twin, plan = seed + config.ensemble, refit_plan(r, config.refit_whole)
             both = Split(sorted(chosen.train + chosen.val), [], chosen.test, f"{chosen.how}, validation clips trained on")
-            log(f"refit of seed {seed} on its training and validation clips (seed {twin}, {r.plan['epochs']} epochs) "
+            log(f"refit of seed {seed} on its training and validation clips (seed {twin}, {plan['epochs']} epochs) "
                 f"in {out / MEMBERS / f'refit-seed-{twin}'}")  # fmt: skip
             refits.append(train(store, out / MEMBERS / f"refit-seed-{twin}", refit_recipe(twin), "torch", both,
-                                replay=r.plan, **learn))  # type: ignore[arg-type]
+                                replay=plan, **learn))  # type: ignore[arg-type]
             log(refits[-1].line())
     validated = [load_torch(r.checkpoint) for r in results]
     first = validated[0][1]
