@@ -372,6 +372,18 @@ def _switches(p: argparse.ArgumentParser) -> None:
                    "its blocks' dropout, 0.3)")
 
 
+def _amounts(args: argparse.Namespace, ranges: dict[str, tuple[str, float | None]]):
+    """(name, flag, value) of each amount switch the user gave, checked against its range: `ranges` maps a name to
+    its unit and largest value (None: below 1, a dropout's probability)."""
+    for name, (unit, most) in ranges.items():
+        value, flag = getattr(args, name, None), "--" + name.replace("_", "-")
+        if value is None:
+            continue
+        if not (0 <= value < 1 if most is None else 0 <= value <= most):
+            raise UsageError(f"{flag} {value}: {unit}, from 0 to " + ("below 1" if most is None else f"{most}"))
+        yield name, flag, value
+
+
 def _recipe(args: argparse.Namespace):
     """The chosen recipe with every switch the user gave applied."""
     from dataclasses import replace
@@ -398,25 +410,15 @@ def _recipe(args: argparse.Namespace):
               if getattr(args, k, None) is not None}  # fmt: skip
     config.update(seed=args.seed, progress=not args.no_progress)
     augment = r.augment if args.augment is None else ((r.augment or Augment()) if args.augment else None)
-    for name, unit, most in (("one_hand", "a probability", 1), ("hand_place", "shoulder widths", 3)):  # amounts
-        value, flag = getattr(args, name, None), "--" + name.replace("_", "-")
-        if value is None:
-            continue
-        if not 0 <= value <= most:
-            raise UsageError(f"{flag} {value}: {unit}, from 0 to {most}")
+    for name, flag, value in _amounts(args, {"one_hand": ("a probability", 1), "hand_place": ("shoulder widths", 3)}):
         if augment is None:
             raise UsageError(f"{flag} is an augmentation; this recipe trains without (add --augment)")
         augment = replace(augment, **{name: value})
     model = args.model or r.model
     options = dict(r.model_options) if model == r.model else {}
-    for name in ("drop_path", "head_dropout"):  # the convformer's
-        value, flag = getattr(args, name, None), "--" + name.replace("_", "-")
-        if value is None:
-            continue
+    for name, flag, value in _amounts(args, {"drop_path": ("a probability", None), "head_dropout": ("a probability", None)}):
         if model != "convformer":
             raise UsageError(f"{flag} is an option of the convformer, not of {model}")
-        if not 0 <= value < 1:
-            raise UsageError(f"{flag} {value}: a probability, from 0 to below 1")
         options[name] = value
     if model == "lstm":
         options["activation"] = args.activation
