@@ -129,6 +129,11 @@ ABLATIONS = {
     "best-refit-whole": lambda: best().with_config(refit=True, refit_whole=True),
     # dropout 0.8 before the output layer (the Kaggle ASL-signs winner's), instead of the blocks' 0.3
     "best-head-drop-0.8": lambda: replace(best(), model_options={**best().model_options, "head_dropout": 0.8}),
+    # mixup: each batch mixed with itself reordered, weights from Beta(0.4, 0.4), the loss alike
+    "best-mixup-0.4": lambda: best().with_config(mixup=0.4),
+    # ... and refitted on training + validation clips (WLASL100's default refit, with mixup; --only inner100 scores it
+    # on clips neither model saw)
+    "best-mixup-0.4-refit": lambda: best().with_config(mixup=0.4, refit=True),
 }
 INVARIANT = Augment(mirror=0.5, rotate=15, scale=0.2, shear=0.15, shift=0.05, arms=0.15, stretch=0.4, drop=0.1,
                     hand_drop=0.3, no_visibility=0.5, jitter=0.003)  # fmt: skip

@@ -116,3 +116,13 @@ def test_every_switch_of_the_best_recipe_reaches_it():
                                                "--no-image-place"]))  # fmt: skip
     assert refit.config.refit and not default.config.refit and "refit" in refit.config.result_settings()
     assert not refit.preprocess.image_place and "refit" not in default.config.result_settings()
+    mixed = _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--recipe", "best", "--mixup", "0.4"]))
+    assert mixed.config.mixup == 0.4 and default.config.mixup == 0
+    with pytest.raises(ValueError, match="mixup must be 0"):
+        _recipe(build_parser().parse_args(["train", "kp", "--out", "r", "--mixup", "-1"]))
+    from signrec.pipeline import recipes_for
+
+    job = build_parser().parse_args(["run", "--keypoints", "kp", "--out", "o", "--models", "best", "--mixup", "0.4"])
+    assert job.mixup == 0.4  # the whole job's best model, and only it (the Keras baseline cannot)
+    made = {name: r for name, r, _ in recipes_for(("best", "reference-keras"), 0, False, None, None, None, mixup=job.mixup)}
+    assert (made["best"].config.mixup, made["reference-keras"].config.mixup) == (0.4, 0)

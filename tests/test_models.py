@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from signrec.batching import last_valid, left_align, pad
+from signrec.batching import last_valid, left_align, mix, pad
 from signrec.models import build_model, keep_classes, known_models, make_config
 from signrec.models.keras_lstm import build_keras_model, import_keras
 from signrec.models.lstm import LSTMClassifier, LSTMConfig, ScratchLSTM
@@ -159,6 +159,19 @@ def test_pad_pre_and_post_and_left_align():
         pad([np.zeros((4, 2))], "post", 3)
     with pytest.raises(ValueError, match="padding side must be"):
         pad([np.zeros((4, 2))], "middle")
+
+
+def test_mixup_meets_two_clips_start_to_start_and_end_to_end():
+    """Mixup of clips of different lengths: the partner's frames stretched or squeezed to each clip's own length
+    (nearest frame), whichever side the padding is on; the result is post-padded with each clip's own mask."""
+    a, b = torch.tensor([1.0, 2, 3, 4])[:, None], torch.tensor([10.0, 20])[:, None]
+    for side in ("pre", "post"):
+        x, mask = _batch([a, b], side, total=5)
+        mixed, real = mix(x, mask, torch.tensor([1, 0]), 0.5)
+        assert mixed[:, :, 0].tolist() == [[5.5, 6, 11.5, 12, 0], [5.5, 11.5, 0, 0, 0]]  # b as 10 10 20 20; a as 1 3
+        assert real.tolist() == [[True] * 4 + [False], [True, True, False, False, False]]
+        same, _ = mix(x, mask, torch.tensor([1, 0]), 1.0)
+        torch.testing.assert_close(same, left_align(x, mask)[0])  # a weight of 1: the batch itself
 
 
 def test_pad_matches_keras_pad_sequences():

@@ -406,7 +406,11 @@ def test_a_run_that_stopped_early_and_resumes_trains_no_more(webcam_signer, tmp_
     assert (again.epochs, again.best_epoch) == (3, 1) and again.stopped.startswith("early stopping")
 
 
-@pytest.mark.parametrize("recipe", [reference, best])
+def _best_mixup():
+    return best().with_config(mixup=0.4)
+
+
+@pytest.mark.parametrize("recipe", [reference, best, _best_mixup])
 def test_the_same_seed_trains_the_same_model(webcam_signer, tmp_path, recipe):
     """The weights were initialised before the seed was set, from whatever the random state was: the same command
     trained a different model each time (two runs of 2 epochs gave hello 0.43 and 0.33 on the same clip)."""
@@ -702,6 +706,38 @@ def test_a_switch_that_the_data_drops_leaves_the_fingerprint_as_it_was(webcam_si
     hands = open_store(tmp_path / "hands")
     split = make_split(hands, "official")
     assert fingerprint("torch", best(), hands, split)["id"] != fingerprint("torch", before, hands, split)["id"]
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")  # a step outside a Trainer
+def test_mixup_mixes_each_batch_and_its_loss_by_the_same_weight():
+    """A mixup step: the batch mixed with itself reordered (`batching.mix`) and the two labels' losses weighted
+    alike, by a weight and order drawn from (seed, step); without mixup the step is the plain loss."""
+    import torch
+
+    from signrec.batching import mix
+    from signrec.models.convformer import Convformer, ConvformerConfig
+    from signrec.training.config import TrainConfig
+    from signrec.training.lightning import LitClassifier
+
+    torch.manual_seed(0)
+    net = Convformer(ConvformerConfig(num_classes=5, input_size=7, dim=8, heads=2)).eval()
+    x, mask = torch.randn(6, 9, 7), torch.ones(6, 9, dtype=torch.bool)
+    mask[2, 6:] = False
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    config = TrainConfig(mixup=0.4, seed=3, label_smoothing=0.1)
+    with torch.no_grad():
+        loss = LitClassifier(net, config).training_step((x, mask, y), 0)
+        rng = np.random.default_rng((3, 0))  # step 0
+        weight, order = rng.beta(0.4, 0.4), torch.from_numpy(rng.permutation(6))
+        logits = net(*mix(x, mask, order, weight))
+        ce = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+        torch.testing.assert_close(loss, weight * ce(logits, y) + (1 - weight) * ce(logits, y[order]))
+        plain = LitClassifier(net, TrainConfig(label_smoothing=0.1)).training_step((x, mask, y), 0)
+        torch.testing.assert_close(plain, ce(net(x, mask), y))
+    assert not torch.isclose(loss, plain) and 0.01 < weight < 0.99
+    assert "mixup" not in TrainConfig().result_settings() and config.result_settings()["mixup"] == 0.4
+    with pytest.raises(ValueError, match="mixup must be 0"):
+        TrainConfig(mixup=-1)
 
 
 def test_a_refit_replays_up_to_the_kept_epoch_or_the_whole_schedule():

@@ -87,6 +87,23 @@ def left_align(x: Any, mask: Any) -> tuple[Any, Any]:
     return aligned * (time < lengths.unsqueeze(1)).unsqueeze(-1).to(x.dtype), lengths
 
 
+def mix(x: Any, mask: Any, partner: Any, weight: float) -> tuple[Any, Any]:
+    """Mixup of a batch with itself reordered: `weight * clip + (1 - weight) * clip partner[i]`, the partner's real
+    frames stretched or squeezed to each clip's own length n (frame t takes the partner's frame floor(t * m / n) of
+    its m), so that the two signs start together and span the same frames. Returns a post-padded `(x, mask)` with
+    each clip's own frames."""
+    import torch
+
+    aligned, lengths = left_align(x, mask)
+    steps = x.shape[1]
+    time = torch.arange(steps, device=x.device).unsqueeze(0)  # (1, T)
+    theirs = lengths[partner].unsqueeze(1)
+    source = (time * theirs // lengths.unsqueeze(1).clamp(min=1)).clamp(max=(theirs - 1).clamp(min=0))
+    other = aligned[partner].gather(1, source.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+    real = time < lengths.unsqueeze(1)
+    return (weight * aligned + (1 - weight) * other) * real.unsqueeze(-1).to(x.dtype), real
+
+
 def last_valid(outputs: Any, lengths: Any) -> Any:
     """`(batch, hidden)`: each left-aligned sequence's output at its true last frame."""
     index = (lengths.to(outputs.device).long() - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, outputs.shape[-1])

@@ -306,6 +306,12 @@ def _training_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress lines")
 
 
+def _mixup_arg(g: argparse._ActionsContainer, which: str) -> None:
+    g.add_argument("--mixup", type=float, metavar="ALPHA", help=f"mix each training batch {which}with itself in "
+                   "another order, by a weight drawn from Beta(ALPHA, ALPHA), and the loss alike (0: off, the default; "
+                   "torch only)")  # fmt: skip
+
+
 def _ensemble_arg(p: argparse.ArgumentParser, which: str, refit_default: str) -> None:
     p.add_argument("--ensemble", type=positive(int), help=f"train {which} N times (seeds SEED, SEED+1, ...) and "
                    "average their probabilities: slower by N, usually a few points more accurate (default: 1)")  # fmt: skip
@@ -367,6 +373,7 @@ def _switches(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-smoothing", type=float)
     g.add_argument("--grad-clip", type=float, help="clip the gradient norm (0: off)")
     g.add_argument("--ema", type=float, help="moving average of the weights, decay per step (0: off)")
+    _mixup_arg(g, "")
     g.add_argument("--drop-path", type=float, help="stochastic depth of the convformer's blocks (0: off)")
     g.add_argument("--head-dropout", type=float, help="the convformer's dropout before its output layer (default: "
                    "its blocks' dropout, 0.3)")
@@ -406,7 +413,8 @@ def _recipe(args: argparse.Namespace):
             raise UsageError(f"--parts {args.parts}: {e}") from None
     config = {k: getattr(args, k) for k in ("optimizer", "schedule", "weight_decay", "label_smoothing", "grad_clip",
                                             "max_epochs", "patience", "batch_size", "lr", "max_minutes", "threads",
-                                            "devices", "strategy", "num_nodes", "ema", "ensemble", "plateau_wait", "refit")
+                                            "devices", "strategy", "num_nodes", "ema", "ensemble", "plateau_wait", "refit",
+                                            "mixup")
               if getattr(args, k, None) is not None}  # fmt: skip
     config.update(seed=args.seed, progress=not args.no_progress)
     augment = r.augment if args.augment is None else ((r.augment or Augment()) if args.augment else None)
@@ -534,6 +542,7 @@ def _run(p: argparse.ArgumentParser) -> None:
     _data_args(p)
     _training_args(p)
     _ensemble_arg(p, "the best model", f"on when one process trains on at most {REFIT_MAX_CLIPS:,} clips")
+    _mixup_arg(p, "of the best model ")
     _device_args(p)
 
     def run(args: argparse.Namespace) -> int:
@@ -556,7 +565,7 @@ def _run(p: argparse.ArgumentParser) -> None:
         s = run_job(args.out, videos=args.videos, keypoints=args.keypoints,
                     glosses=args.glosses.split(",") if args.glosses else None, top=args.top, metadata=args.metadata,
                     local=args.local, models=models, max_epochs=args.max_epochs, max_minutes=args.max_minutes,
-                    ensemble=args.ensemble or 1, refit=args.refit,
+                    ensemble=args.ensemble or 1, refit=args.refit, mixup=args.mixup or 0.0,
                     workers=args.workers, seed=args.seed, split=args.split, where=args.where, aliases=names,
                     extra_glosses=args.extra_glosses,
                     threads=args.threads, force=args.force, progress=not args.no_progress,

@@ -209,15 +209,16 @@ def _store_of_rank_zero(sources: list[Path], out: Path, aliases: dict[str, str] 
 
 def recipes_for(models: tuple[str, ...], seed: int, progress: bool, max_epochs: int | None,
                 max_minutes: float | None, threads: int | None, devices: int = 1, strategy: str = "auto",
-                num_nodes: int = 1, ensemble: int = 1, refit: bool = False) -> list[tuple[str, Recipe, str]]:  # fmt: skip
+                num_nodes: int = 1, ensemble: int = 1, refit: bool = False,
+                mixup: float = 0.0) -> list[tuple[str, Recipe, str]]:  # fmt: skip
     """The (name, recipe, framework) of each model `run` trains, with the job's caps applied; the PyTorch models
     train on `devices` (the Keras baseline always in one process); `ensemble` members for the best model, each
-    with a refit on training and validation clips when `refit`."""
+    with a refit on training and validation clips when `refit`, and trained with `mixup` (0: without)."""
     unknown = [m for m in models if m not in RUN_MODELS]
     if unknown:
         raise ValueError(f"unknown models {unknown}; known: {', '.join(RUN_MODELS)}")
     made = {"reference-torch": (reference("tanh"), "torch"), "reference-keras": (reference("tanh"), "keras"),
-            "best": (best().with_config(ensemble=ensemble, refit=refit), "torch")}  # fmt: skip
+            "best": (best().with_config(ensemble=ensemble, refit=refit, mixup=mixup), "torch")}  # fmt: skip
     caps = {k: v for k, v in (("max_epochs", max_epochs), ("max_minutes", max_minutes)) if v}
     placed = {"devices": devices, "strategy": strategy, "num_nodes": num_nodes}
     return [(m, made[m][0].with_config(seed=seed, progress=progress, threads=threads, **caps,
@@ -253,6 +254,7 @@ def run(
     strategy: str = "auto",
     num_nodes: int = 1,
     extra_glosses: bool = False,
+    mixup: float = 0.0,
 ) -> RunSummary:
     """From glosses (WLASL), a folder of clips or folders of keypoints to one report folder.
 
@@ -274,6 +276,8 @@ def run(
     validation clips together for as long, and the two answer together (see `training.runner`); the report's
     validation figures are of the validated model alone. It about doubles the best model's training time; by
     default (None) it is on when one process trains and the split trains on at most REFIT_MAX_CLIPS clips.
+
+    `mixup`: the best model trains with mixup of this Beta alpha (`TrainConfig.mixup`; 0: without).
     """
     from . import wlasl
     from .extract import extract
@@ -287,7 +291,7 @@ def run(
                          "under torchrun or srun, extract with `signrec extract` and train with `signrec train` "
                          "(docs/cluster.md)")  # fmt: skip
     jobs = recipes_for(models, seed, progress, max_epochs, max_minutes, threads, devices, strategy, num_nodes, ensemble,
-                       bool(refit))  # fmt: skip
+                       bool(refit), mixup)  # fmt: skip
     keras = [name for name, _, framework in jobs if framework == "keras"]
     if extra_glosses and keras:
         raise ValueError(f"extra glosses are for the PyTorch models; {', '.join(keras)} is Keras: choose "

@@ -33,6 +33,8 @@ class TrainConfig:
     plateau_decay: float = 0.5  # plateau: the decay's length as a fraction of the epochs before it
     warmup_epochs: int = 5
     grad_clip: float = 0.0  # 0 = off
+    mixup: float = 0.0  # mixup (torch): each training batch mixed with itself reordered, by a weight drawn from
+    # Beta(mixup, mixup), and the loss mixed alike (0 = off)
     ema: float = 0.0  # decay of an exponential moving average of the weights, per step (0 = off); validation,
     # early stopping and the saved model use the averaged weights
     seed: int = 0
@@ -59,6 +61,8 @@ class TrainConfig:
         for name in ("max_epochs", "patience", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.mixup >= 0:  # NaN too
+            raise ValueError(f"mixup must be 0 (off) or positive, got {self.mixup}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.ensemble < 1:
@@ -79,6 +83,8 @@ class TrainConfig:
             del out["refit"]
         if not self.refit_whole:
             del out["refit_whole"]
+        if not self.mixup:  # as runs made before it existed
+            del out["mixup"]
         if self.schedule != "plateau":  # as runs made before it existed
             del out["plateau_wait"], out["plateau_decay"]
         return out

@@ -76,6 +76,8 @@ def check_config(config: TrainConfig) -> None:
     """What the Keras baseline cannot do, refused before any work starts."""
     if config.schedule == "plateau":
         raise ValueError("the plateau schedule is for --framework torch; the Keras baseline offers none or cosine")
+    if config.mixup:
+        raise ValueError("mixup is for --framework torch; the Keras baseline trains on each clip as it is")
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:

@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from torchmetrics import MeanMetric
 
-from ..batching import collate
+from ..batching import collate, mix
 from ..store import Clip, KeypointStore
 from . import ranks
 from . import threads as thread_choice
@@ -100,7 +100,22 @@ class LitClassifier(L.LightningModule):
         return loss
 
     def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
-        return self.model_step(batch, "train")
+        if not self.config.mixup:
+            return self.model_step(batch, "train")
+        x, mask, y = batch
+        # drawn from (seed, step): the same on a resumed run; a weight of 1 is the batch itself
+        rng = np.random.default_rng((self.config.seed, self.global_step))
+        weight = float(rng.beta(self.config.mixup, self.config.mixup))
+        partner = torch.from_numpy(rng.permutation(len(y))).to(x.device)
+        x, mask = mix(x, mask, partner, weight)
+        logits = self.model(x, mask)
+        loss = weight * self.loss(logits, y) + (1 - weight) * self.loss(logits, y[partner])
+        self.metrics["train_loss"].update(loss.detach(), weight=len(y))
+        # training loss and accuracy are the mixed batches' (accuracy against each one's larger part)
+        self.metrics["train_acc"].update((logits.argmax(-1) == (y if weight >= 0.5 else y[partner])).float())
+        self.log("train_loss", self.metrics["train_loss"], on_step=False, on_epoch=True)
+        self.log("train_acc", self.metrics["train_acc"], on_step=False, on_epoch=True)
+        return loss
 
     def validation_step(self, batch: tuple, batch_idx: int) -> None:
         self.model_step(batch, "val")
