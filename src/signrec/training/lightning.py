@@ -92,12 +92,16 @@ class LitClassifier(L.LightningModule):
         x, mask, y = batch
         logits = self.model(x, mask)
         loss = self.loss(logits, y)
+        self._record(stage, loss, logits, y)
+        return loss
+
+    def _record(self, stage: str, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """A batch's loss and accuracy into the epoch's means (summed over processes)."""
         loss_mean, acc_mean = self.metrics[f"{stage}_loss"], self.metrics[f"{stage}_acc"]
         loss_mean.update(loss.detach(), weight=len(y))
         acc_mean.update((logits.argmax(-1) == y).float())
         self.log(f"{stage}_loss", loss_mean, on_step=False, on_epoch=True)
         self.log(f"{stage}_acc", acc_mean, on_step=False, on_epoch=True)
-        return loss
 
     def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
         if not self.config.mixup:
@@ -110,11 +114,8 @@ class LitClassifier(L.LightningModule):
         x, mask = mix(x, mask, partner, weight)
         logits = self.model(x, mask)
         loss = weight * self.loss(logits, y) + (1 - weight) * self.loss(logits, y[partner])
-        self.metrics["train_loss"].update(loss.detach(), weight=len(y))
         # training loss and accuracy are the mixed batches' (accuracy against each one's larger part)
-        self.metrics["train_acc"].update((logits.argmax(-1) == (y if weight >= 0.5 else y[partner])).float())
-        self.log("train_loss", self.metrics["train_loss"], on_step=False, on_epoch=True)
-        self.log("train_acc", self.metrics["train_acc"], on_step=False, on_epoch=True)
+        self._record("train", loss, logits, y if weight >= 0.5 else y[partner])
         return loss
 
     def validation_step(self, batch: tuple, batch_idx: int) -> None:
