@@ -18,10 +18,11 @@ def test_run_validates_on_new_people_and_trains_on_several_sources(data_dir, tmp
             "--max-epochs", "1", "--out", str(out), "--no-progress"]  # fmt: skip
     from signrec import pipeline
 
-    monkeypatch.setattr(pipeline, "REFIT_MAX_CLIPS", 100)  # more training clips than that: no refit by default
+    monkeypatch.setattr(pipeline, "SMALL_SET_MAX_CLIPS", 100)  # more training clips: no refit nor mixup by default
     assert main(args) == 0
-    assert "best model: no refit (" in capsys.readouterr().out
+    assert "best model: no refit, no mixup (" in capsys.readouterr().out
     assert not (out / "runs" / "best" / "validated.pt").exists()
+    assert load_predictor(out / "runs" / "best").card.training["mixup"] == 0
     store = open_store(out / "keypoints")
     assert store.glosses == ["hello", "iloveyou", "thanks"] and len(store.signers) == 26  # 5 webcam + 21 GISLR people
     assert store.parts == ("pose", "left_hand", "right_hand")  # GISLR has no face: the model reads what both have

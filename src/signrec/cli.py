@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .training.config import REFIT_MAX_CLIPS
+from .training.config import MIXUP_ALPHA, SMALL_SET_MAX_CLIPS
 from .training.stop import Interrupted, SecondaryRank
 
 COMMANDS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
@@ -306,10 +306,10 @@ def _training_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress lines")
 
 
-def _mixup_arg(g: argparse._ActionsContainer, which: str) -> None:
+def _mixup_arg(g: argparse._ActionsContainer, which: str, default: str) -> None:
     g.add_argument("--mixup", type=float, metavar="ALPHA", help=f"mix each training batch {which}with itself in "
-                   "another order, by a weight drawn from Beta(ALPHA, ALPHA), and the loss alike (0: off, the default; "
-                   "torch only)")  # fmt: skip
+                   f"another order, by a weight drawn from Beta(ALPHA, ALPHA), and the loss alike (0: off; torch only) "
+                   f"(default: {default})")  # fmt: skip
 
 
 def _ensemble_arg(p: argparse.ArgumentParser, which: str, refit_default: str) -> None:
@@ -373,7 +373,7 @@ def _switches(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-smoothing", type=float)
     g.add_argument("--grad-clip", type=float, help="clip the gradient norm (0: off)")
     g.add_argument("--ema", type=float, help="moving average of the weights, decay per step (0: off)")
-    _mixup_arg(g, "")
+    _mixup_arg(g, "", "0")
     g.add_argument("--drop-path", type=float, help="stochastic depth of the convformer's blocks (0: off)")
     g.add_argument("--head-dropout", type=float, help="the convformer's dropout before its output layer (default: "
                    "its blocks' dropout, 0.3)")
@@ -541,8 +541,9 @@ def _run(p: argparse.ArgumentParser) -> None:
                    "(see signrec extract --help) (default: the built-in process pool)")  # fmt: skip
     _data_args(p)
     _training_args(p)
-    _ensemble_arg(p, "the best model", f"on when one process trains on at most {REFIT_MAX_CLIPS:,} clips")
-    _mixup_arg(p, "of the best model ")
+    _ensemble_arg(p, "the best model", f"on when one process trains on at most {SMALL_SET_MAX_CLIPS:,} clips")
+    _mixup_arg(p, "of the best model ", f"{MIXUP_ALPHA:g} when the split trains on at most {SMALL_SET_MAX_CLIPS:,} "
+               "clips, else 0")  # fmt: skip
     _device_args(p)
 
     def run(args: argparse.Namespace) -> int:
@@ -565,7 +566,7 @@ def _run(p: argparse.ArgumentParser) -> None:
         s = run_job(args.out, videos=args.videos, keypoints=args.keypoints,
                     glosses=args.glosses.split(",") if args.glosses else None, top=args.top, metadata=args.metadata,
                     local=args.local, models=models, max_epochs=args.max_epochs, max_minutes=args.max_minutes,
-                    ensemble=args.ensemble or 1, refit=args.refit, mixup=args.mixup or 0.0,
+                    ensemble=args.ensemble or 1, refit=args.refit, mixup=args.mixup,
                     workers=args.workers, seed=args.seed, split=args.split, where=args.where, aliases=names,
                     extra_glosses=args.extra_glosses,
                     threads=args.threads, force=args.force, progress=not args.no_progress,

@@ -18,7 +18,7 @@ from .presets import Recipe, best, reference
 from .splits import SPLIT_NAME, Split, answer_and_learn, filter_store, make_split
 from .store import KeypointStore, NotAStoreError, import_keypoints, open_store
 from .training import ranks
-from .training.config import REFIT_MAX_CLIPS, TrainConfig
+from .training.config import MIXUP_ALPHA, SMALL_SET_MAX_CLIPS, TrainConfig
 from .training.runner import RunConflict, TrainResult, train
 from .training.stop import SecondaryRank
 
@@ -61,7 +61,8 @@ def _row(name: str, recipe: Recipe, r: TrainResult, ev: Evaluation) -> dict:
     return {"model": name, "recipe": recipe.name, "framework": r.framework, "parameters": f"{r.parameters:,}",
             "val_acc": f"{r.val_acc:.3f}", f"{side}_top1": f"{ev.metrics.top1:.3f}",
             f"{side}_top{ev.metrics.k}": f"{ev.metrics.top5:.3f}", "epochs": r.epochs, "best_epoch": _best_epoch(r),
-            "stopped": r.stopped or "-", "train_seconds": f"{r.seconds:.1f}"}  # fmt: skip
+            "stopped": r.stopped or "-", "mixup": f"{recipe.config.mixup:g}" if recipe.config.mixup else "-",
+            "train_seconds": f"{r.seconds:.1f}"}  # fmt: skip
 
 
 def _best_epoch(r: TrainResult) -> int | str:
@@ -226,6 +227,20 @@ def recipes_for(models: tuple[str, ...], seed: int, progress: bool, max_epochs: 
             for m in models]  # fmt: skip
 
 
+def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], clips: int, refit: bool | None, mixup: float | None,
+                        one_process: bool, log) -> list[tuple[str, Recipe, str]]:  # fmt: skip
+    """`jobs` with the best model's refit and mixup decided where the command left them to signrec (None): both on
+    for a split training on at most SMALL_SET_MAX_CLIPS `clips`, the refit only in `one_process`."""
+    small = clips <= SMALL_SET_MAX_CLIPS
+    refit = small and one_process if refit is None else refit
+    mixup = (MIXUP_ALPHA if small else 0.0) if mixup is None else mixup
+    log(f"best model: {'a refit on training + validation clips too' if refit else 'no refit'}, "
+        f"{f'mixup {mixup:g}' if mixup else 'no mixup'} ({clips} training clips, {'at most' if small else 'more than'} "
+        f"{SMALL_SET_MAX_CLIPS}{'' if one_process else ', several processes'}; --refit/--no-refit and --mixup "
+        f"decide)")  # fmt: skip
+    return [(n, r.with_config(refit=refit, mixup=mixup) if n == "best" else r, fw) for n, r, fw in jobs]
+
+
 def run(
     out: str | os.PathLike,
     videos: str | os.PathLike | None = None,
@@ -254,7 +269,7 @@ def run(
     strategy: str = "auto",
     num_nodes: int = 1,
     extra_glosses: bool = False,
-    mixup: float = 0.0,
+    mixup: float | None = None,
 ) -> RunSummary:
     """From glosses (WLASL), a folder of clips or folders of keypoints to one report folder.
 
@@ -275,9 +290,10 @@ def run(
     `refit`: once validation has chosen how long the best model trains, a second one trains on the training and
     validation clips together for as long, and the two answer together (see `training.runner`); the report's
     validation figures are of the validated model alone. It about doubles the best model's training time; by
-    default (None) it is on when one process trains and the split trains on at most REFIT_MAX_CLIPS clips.
+    default (None) it is on when one process trains and the split trains on at most SMALL_SET_MAX_CLIPS clips.
 
-    `mixup`: the best model trains with mixup of this Beta alpha (`TrainConfig.mixup`; 0: without).
+    `mixup`: the best model trains with mixup of this Beta alpha (`TrainConfig.mixup`; 0: without); by default
+    (None) MIXUP_ALPHA when the split trains on at most SMALL_SET_MAX_CLIPS clips, else without.
     """
     from . import wlasl
     from .extract import extract
@@ -291,7 +307,7 @@ def run(
                          "under torchrun or srun, extract with `signrec extract` and train with `signrec train` "
                          "(docs/cluster.md)")  # fmt: skip
     jobs = recipes_for(models, seed, progress, max_epochs, max_minutes, threads, devices, strategy, num_nodes, ensemble,
-                       bool(refit), mixup)  # fmt: skip
+                       bool(refit), mixup or 0.0)  # fmt: skip
     keras = [name for name, _, framework in jobs if framework == "keras"]
     if extra_glosses and keras:
         raise ValueError(f"extra glosses are for the PyTorch models; {', '.join(keras)} is Keras: choose "
@@ -320,13 +336,8 @@ def run(
     store, learn_from = answer_and_learn(store, where, extra_glosses)
     chosen, stages["split"] = job_split(store if learn_from is None else learn_from, out, split, seed, force)
     log(chosen.describe(store if learn_from is None else learn_from))
-    if refit is None and "best" in models:
-        refit = devices == 1 and num_nodes == 1 and len(chosen.train) <= REFIT_MAX_CLIPS
-        jobs = [(n, r.with_config(refit=refit) if n == "best" else r, fw) for n, r, fw in jobs]
-        log(f"best model: {'a refit on training + validation clips too' if refit else 'no refit'} "
-            f"({len(chosen.train)} training clips, {'at most' if len(chosen.train) <= REFIT_MAX_CLIPS else 'more than'} "
-            f"{REFIT_MAX_CLIPS}{'' if devices == 1 and num_nodes == 1 else ', several processes'}; --refit or --no-refit "
-            f"decides)")  # fmt: skip
+    if "best" in models and (refit is None or mixup is None):
+        jobs = _small_set_defaults(jobs, len(chosen.train), refit, mixup, devices == 1 and num_nodes == 1, log)
     rows, evaluations, results, trained = _train_and_evaluate(store, out, jobs, chosen, force, log,
                                                               learn_from=learn_from, where=where)  # fmt: skip
     stages.update(trained)
