@@ -292,8 +292,8 @@ def test_scheduler_specs():
 # --- training on two processes ------------------------------------------------------------------------------
 
 # Runs signrec's command line in every process of the distributed run (Lightning starts rank 1 as a copy of this
-# script) and records, per process: the clips read in each epoch, and every file it writes below the run folder
-# (Python's audit hooks see each open for writing, rename, removal and new folder).
+# script) and records, per process: the mixup each model trains with, the clips read in each epoch, and every file it
+# writes below the run folder (Python's audit hooks see each open for writing, rename, removal and new folder).
 PROBE = '''
 import os, sys
 
@@ -344,6 +344,7 @@ if __name__ == "__main__":
 
     tl.ClipDataset.__getitem__ = traced
     tl.LitClassifier.on_train_epoch_start = lambda self: note(f"epoch {self.current_epoch}")
+    tl.LitClassifier.on_train_start = lambda self: note(f"trains with mixup {self.config.mixup:g}")
     from signrec.cli import main
 
     sys.exit(main())
@@ -423,10 +424,10 @@ def test_ddp_only_rank_zero_writes(ddp_run):
     run, trace, _, epochs, p = ddp_run
     rank0 = Path(f"{trace}.0").read_text().splitlines()
     rank1 = Path(f"{trace}.1").read_text().splitlines()
-    written0 = [line for line in rank0 if not line.startswith(("read ", "epoch "))]
+    written0 = [line for line in rank0 if not line.startswith(("read ", "epoch ", "trains "))]
     assert any(line.endswith("history.csv") for line in written0)  # the probe sees what rank 0 writes ...
     assert any("run.json" in line for line in written0) and any("model.pt" in line for line in written0)
-    assert [line for line in rank1 if not line.startswith(("read ", "epoch "))] == []  # ... and rank 1 writes nothing
+    assert [line for line in rank1 if not line.startswith(("read ", "epoch ", "trains "))] == []  # ... and rank 1 writes nothing
     assert p.stdout.count("torch/lstm:") == 1  # one result line: rank 1 left quietly
     from signrec.io import read_csv_rows
 
@@ -482,6 +483,9 @@ def test_run_passes_devices_through_and_launches_each_torch_model(webcam_signer,
         assert (card["world_size"], card["strategy"]) == (2, "ddp"), model
     epochs = [line for line in Path(f"{trace}.1").read_text().splitlines() if line.startswith("epoch")]
     assert len(epochs) == 2  # a rank-1 process trained one epoch of each model ...
+    settings = [[line for line in Path(f"{trace}.{r}").read_text().splitlines() if line.startswith("trains ")]
+                for r in (0, 1)]  # fmt: skip
+    assert settings[0] == settings[1] == ["trains with mixup 0", "trains with mixup 0.4"]  # ... as rank 0 did
     assert [line for line in Path(f"{trace}.1").read_text().splitlines()
-            if not line.startswith(("read ", "epoch "))] == []  # ... and wrote nothing  # fmt: skip
+            if not line.startswith(("read ", "epoch ", "trains "))] == []  # ... and wrote nothing  # fmt: skip
     assert (out / "report.md").exists() and (out / "runs" / "best" / "eval-akashsharma095-test").is_dir()

@@ -230,14 +230,18 @@ def recipes_for(models: tuple[str, ...], seed: int, progress: bool, max_epochs: 
 def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], clips: int, refit: bool | None, mixup: float | None,
                         one_process: bool, log) -> list[tuple[str, Recipe, str]]:  # fmt: skip
     """`jobs` with the best model's refit and mixup decided where the command left them to signrec (None): both on
-    for a split training on at most SMALL_SET_MAX_CLIPS `clips`, the refit only in `one_process`."""
+    for a split training on at most SMALL_SET_MAX_CLIPS `clips`, the refit only in `one_process`. Every process of
+    a run decides it alike; rank 0 says what it chose (`log`; None on the others)."""
+    if not any(name == "best" for name, _, _ in jobs) or (refit is not None and mixup is not None):
+        return jobs
     small = clips <= SMALL_SET_MAX_CLIPS
     refit = small and one_process if refit is None else refit
     mixup = (MIXUP_ALPHA if small else 0.0) if mixup is None else mixup
-    log(f"best model: {'a refit on training + validation clips too' if refit else 'no refit'}, "
-        f"{f'mixup {mixup:g}' if mixup else 'no mixup'} ({clips} training clips, {'at most' if small else 'more than'} "
-        f"{SMALL_SET_MAX_CLIPS}{'' if one_process else ', several processes'}; --refit/--no-refit and --mixup "
-        f"decide)")  # fmt: skip
+    if log is not None:
+        log(f"best model: {'a refit on training + validation clips too' if refit else 'no refit'}, "
+            f"{f'mixup {mixup:g}' if mixup else 'no mixup'} ({clips} training clips, "
+            f"{'at most' if small else 'more than'} {SMALL_SET_MAX_CLIPS}{'' if one_process else ', several processes'}"
+            f"; --refit/--no-refit and --mixup decide)")  # fmt: skip
     return [(n, r.with_config(refit=refit, mixup=mixup) if n == "best" else r, fw) for n, r, fw in jobs]
 
 
@@ -317,6 +321,7 @@ def run(
         store = _store_of_rank_zero(sources, out, aliases) if sources else open_store(out / "keypoints")
         store, learn_from = answer_and_learn(store, where, extra_glosses)
         chosen, _ = job_split(store if learn_from is None else learn_from, out, split, seed, force, write=False)
+        jobs = _small_set_defaults(jobs, len(chosen.train), refit, mixup, devices == 1 and num_nodes == 1, None)
         _train_and_evaluate(store, out, jobs, chosen, force, log, learn_from=learn_from, where=where)  # raises SecondaryRank
     out.mkdir(parents=True, exist_ok=True)
     if glosses is not None or top is not None:
@@ -336,8 +341,7 @@ def run(
     store, learn_from = answer_and_learn(store, where, extra_glosses)
     chosen, stages["split"] = job_split(store if learn_from is None else learn_from, out, split, seed, force)
     log(chosen.describe(store if learn_from is None else learn_from))
-    if "best" in models and (refit is None or mixup is None):
-        jobs = _small_set_defaults(jobs, len(chosen.train), refit, mixup, devices == 1 and num_nodes == 1, log)
+    jobs = _small_set_defaults(jobs, len(chosen.train), refit, mixup, devices == 1 and num_nodes == 1, log)
     rows, evaluations, results, trained = _train_and_evaluate(store, out, jobs, chosen, force, log,
                                                               learn_from=learn_from, where=where)  # fmt: skip
     stages.update(trained)
