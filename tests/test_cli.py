@@ -126,3 +126,30 @@ def test_every_switch_of_the_best_recipe_reaches_it():
     assert job.mixup == 0.4  # the whole job's best model, and only it (the Keras baseline cannot)
     made = {name: r for name, r, _ in recipes_for(("best", "reference-keras"), 0, False, None, None, None, mixup=job.mixup)}
     assert (made["best"].config.mixup, made["reference-keras"].config.mixup) == (0.4, 0)
+
+
+def test_run_refits_and_mixes_up_the_best_model_by_default_where_the_measurements_say(data_dir):
+    """`signrec run`'s defaults for its best model: a refit up to 1,000 training clips (one process), and mixup
+    where those are also at most 20 a sign (WLASL100: 7; the webcam signers, where it cost accuracy on new people:
+    about 130). What the command sets stays, and every other model is left alone."""
+    from signrec.pipeline import _small_set_defaults, recipes_for
+    from signrec.store import open_store
+
+    jobs = recipes_for(("reference-torch", "best"), 0, False, None, None, None)
+    few = open_store(data_dir / "keypoints" / "wlasl-a")  # 4 signs, 51 clips: 12.8 a sign
+    many = open_store(data_dir / "keypoints" / "webcam" / "akashsharma095")  # 3 signs, 90 clips: 30 a sign
+    seen: list[str] = []
+
+    def best(store, refit=None, mixup=None, one_process=True, log=seen.append):
+        decided = _small_set_defaults(jobs, store, [c.path for c in store], refit, mixup, one_process, log)
+        made = {n: r for n, r, _ in decided}
+        assert made["reference-torch"] is jobs[0][1]
+        return made["best"].config.refit, made["best"].config.mixup
+
+    assert best(few) == (True, 0.4) and "a refit on training + validation clips too, mixup 0.4 (51 " in seen[-1]
+    assert best(many) == (True, 0) and "no mixup (90 training clips, at most 1000; 30.0 a sign, more than 20;" in seen[-1]
+    assert best(few, one_process=False) == (False, 0.4)  # a refit is for one process
+    assert best(few, mixup=0.0) == (True, 0) and best(many, mixup=0.2, refit=False) == (False, 0.2)
+    assert best(few, refit=True, mixup=0.0) == (True, 0)
+    count = len(seen)
+    assert best(few, log=None) == (True, 0.4) and len(seen) == count  # the other processes decide alike, quietly

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .training.config import MIXUP_ALPHA, SMALL_SET_MAX_CLIPS
+from .training.config import MIXUP_ALPHA, MIXUP_MAX_CLIPS_A_SIGN, SMALL_SET_MAX_CLIPS
 from .training.stop import Interrupted, SecondaryRank
 
 COMMANDS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
@@ -543,7 +543,7 @@ def _run(p: argparse.ArgumentParser) -> None:
     _training_args(p)
     _ensemble_arg(p, "the best model", f"on when one process trains on at most {SMALL_SET_MAX_CLIPS:,} clips")
     _mixup_arg(p, "of the best model ", f"{MIXUP_ALPHA:g} when the split trains on at most {SMALL_SET_MAX_CLIPS:,} "
-               "clips, else 0")  # fmt: skip
+               f"clips and {MIXUP_MAX_CLIPS_A_SIGN} a sign on average, else 0")  # fmt: skip
     _device_args(p)
 
     def run(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from .presets import Recipe, best, reference
 from .splits import SPLIT_NAME, Split, answer_and_learn, filter_store, make_split
 from .store import KeypointStore, NotAStoreError, import_keypoints, open_store
 from .training import ranks
-from .training.config import MIXUP_ALPHA, SMALL_SET_MAX_CLIPS, TrainConfig
+from .training.config import MIXUP_ALPHA, MIXUP_MAX_CLIPS_A_SIGN, SMALL_SET_MAX_CLIPS, TrainConfig
 from .training.runner import RunConflict, TrainResult, train
 from .training.stop import SecondaryRank
 
@@ -227,21 +227,24 @@ def recipes_for(models: tuple[str, ...], seed: int, progress: bool, max_epochs: 
             for m in models]  # fmt: skip
 
 
-def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], clips: int, refit: bool | None, mixup: float | None,
-                        one_process: bool, log) -> list[tuple[str, Recipe, str]]:  # fmt: skip
-    """`jobs` with the best model's refit and mixup decided where the command left them to signrec (None): both on
-    for a split training on at most SMALL_SET_MAX_CLIPS `clips`, the refit only in `one_process`. Every process of
-    a run decides it alike; rank 0 says what it chose (`log`; None on the others)."""
-    if not any(name == "best" for name, _, _ in jobs) or (refit is not None and mixup is not None):
+def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], store: KeypointStore, train: list[str],
+                        refit: bool | None, mixup: float | None, one_process: bool, log) -> list[tuple[str, Recipe, str]]:  # fmt: skip
+    """`jobs` with the best model's refit and mixup as the command set them, or where it left them to signrec
+    (None) decided from the `train` clips of `store`: the refit for at most SMALL_SET_MAX_CLIPS clips in `one_process`, mixup for as
+    many with at most MIXUP_MAX_CLIPS_A_SIGN a sign. Every process of a run decides alike; rank 0 says what it
+    chose (`log`; None on the others)."""
+    if not any(name == "best" for name, _, _ in jobs):
         return jobs
-    small = clips <= SMALL_SET_MAX_CLIPS
+    small = len(train) <= SMALL_SET_MAX_CLIPS
+    a_sign = len(train) / max(1, len({store.get(p).gloss for p in train}))
     refit = small and one_process if refit is None else refit
-    mixup = (MIXUP_ALPHA if small else 0.0) if mixup is None else mixup
+    mixup = (MIXUP_ALPHA if small and a_sign <= MIXUP_MAX_CLIPS_A_SIGN else 0.0) if mixup is None else mixup
     if log is not None:
         log(f"best model: {'a refit on training + validation clips too' if refit else 'no refit'}, "
-            f"{f'mixup {mixup:g}' if mixup else 'no mixup'} ({clips} training clips, "
+            f"{f'mixup {mixup:g}' if mixup else 'no mixup'} ({len(train)} training clips, "
             f"{'at most' if small else 'more than'} {SMALL_SET_MAX_CLIPS}{'' if one_process else ', several processes'}"
-            f"; --refit/--no-refit and --mixup decide)")  # fmt: skip
+            f"; {a_sign:.1f} a sign, {'at most' if a_sign <= MIXUP_MAX_CLIPS_A_SIGN else 'more than'} "
+            f"{MIXUP_MAX_CLIPS_A_SIGN}; --refit/--no-refit and --mixup decide)")  # fmt: skip
     return [(n, r.with_config(refit=refit, mixup=mixup) if n == "best" else r, fw) for n, r, fw in jobs]
 
 
@@ -297,7 +300,8 @@ def run(
     default (None) it is on when one process trains and the split trains on at most SMALL_SET_MAX_CLIPS clips.
 
     `mixup`: the best model trains with mixup of this Beta alpha (`TrainConfig.mixup`; 0: without); by default
-    (None) MIXUP_ALPHA when the split trains on at most SMALL_SET_MAX_CLIPS clips, else without.
+    (None) MIXUP_ALPHA when the split trains on at most SMALL_SET_MAX_CLIPS clips and MIXUP_MAX_CLIPS_A_SIGN a sign
+    on average, else without.
     """
     from . import wlasl
     from .extract import extract
@@ -321,7 +325,8 @@ def run(
         store = _store_of_rank_zero(sources, out, aliases) if sources else open_store(out / "keypoints")
         store, learn_from = answer_and_learn(store, where, extra_glosses)
         chosen, _ = job_split(store if learn_from is None else learn_from, out, split, seed, force, write=False)
-        jobs = _small_set_defaults(jobs, len(chosen.train), refit, mixup, devices == 1 and num_nodes == 1, None)
+        one = devices == 1 and num_nodes == 1
+        jobs = _small_set_defaults(jobs, store if learn_from is None else learn_from, chosen.train, refit, mixup, one, None)
         _train_and_evaluate(store, out, jobs, chosen, force, log, learn_from=learn_from, where=where)  # raises SecondaryRank
     out.mkdir(parents=True, exist_ok=True)
     if glosses is not None or top is not None:
@@ -341,7 +346,8 @@ def run(
     store, learn_from = answer_and_learn(store, where, extra_glosses)
     chosen, stages["split"] = job_split(store if learn_from is None else learn_from, out, split, seed, force)
     log(chosen.describe(store if learn_from is None else learn_from))
-    jobs = _small_set_defaults(jobs, len(chosen.train), refit, mixup, devices == 1 and num_nodes == 1, log)
+    jobs = _small_set_defaults(jobs, store if learn_from is None else learn_from, chosen.train, refit, mixup,
+                               devices == 1 and num_nodes == 1, log)  # fmt: skip
     rows, evaluations, results, trained = _train_and_evaluate(store, out, jobs, chosen, force, log,
                                                               learn_from=learn_from, where=where)  # fmt: skip
     stages.update(trained)

@@ -90,13 +90,17 @@ class TrainConfig:
         return out
 
 
-# `signrec run` refits its best model by default (`TrainConfig.refit`) and trains it with mixup of MIXUP_ALPHA
-# (`TrainConfig.mixup`) when the split trains on at most this many clips: there a few clips a sign are all it has,
-# and twice or three times the training is minutes; above it (WLASL300's 1,876 training clips took about 40 minutes
-# without either on 2 cores) it would push the job past an hour, so they are asked for with --refit and --mixup.
-# On WLASL100 mixup of 0.4 took validation from 73.9 to 78.5 top-1 (two seeds) and a refitted pair from 70.3 to
-# 81.2 on clips neither model saw (BENCHMARKS.md, Hundreds of signs, Release 11).
+# `signrec run` refits its best model by default (`TrainConfig.refit`) when the split trains on at most this many
+# clips: there a few clips a sign are all it has, and twice the training is minutes; above it (WLASL300's 1,876
+# training clips took about 40 minutes without a refit on 2 cores) it would push the job past an hour, so it is
+# asked for with --refit.
 SMALL_SET_MAX_CLIPS = 1000
+# It trains it with mixup of MIXUP_ALPHA (`TrainConfig.mixup`) on such a set when it also has at most
+# MIXUP_MAX_CLIPS_A_SIGN training clips a sign on average: on WLASL100 (7 a sign) mixup took validation from 73.9
+# to 78.5 top-1 (two seeds) and a refitted pair from 70.3 to 81.2 on clips neither model saw; trained on the
+# webcam signers (about 130 a sign) and scored on GISLR's people it lost 2.4 points and its worst person fell from
+# 70% to 50% (three seeds; BENCHMARKS.md, Hundreds of signs, Release 12).
 MIXUP_ALPHA = 0.4
+MIXUP_MAX_CLIPS_A_SIGN = 20
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
