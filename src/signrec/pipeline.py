@@ -229,10 +229,10 @@ def recipes_for(models: tuple[str, ...], seed: int, progress: bool, max_epochs: 
 
 def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], store: KeypointStore, train: list[str],
                         refit: bool | None, mixup: float | None, one_process: bool, log) -> list[tuple[str, Recipe, str]]:  # fmt: skip
-    """`jobs` with the best model's refit and mixup as the command set them, or where it left them to signrec
-    (None) decided from the `train` clips of `store`: the refit for at most SMALL_SET_MAX_CLIPS clips in `one_process`, mixup for as
-    many with at most MIXUP_MAX_CLIPS_A_SIGN a sign. Every process of a run decides alike; rank 0 says what it
-    chose (`log`; None on the others)."""
+    """`jobs` with the best model's refit and mixup as the command set them, or, where it left them to signrec
+    (None), decided from the `train` clips of `store`: the refit for at most SMALL_SET_MAX_CLIPS clips in
+    `one_process`, mixup for as many with at most MIXUP_MAX_CLIPS_A_SIGN a sign. Every process of a run decides
+    alike; rank 0 says what it chose (`log`; None on the others)."""
     if not any(name == "best" for name, _, _ in jobs):
         return jobs
     small = len(train) <= SMALL_SET_MAX_CLIPS
@@ -325,8 +325,8 @@ def run(
         store = _store_of_rank_zero(sources, out, aliases) if sources else open_store(out / "keypoints")
         store, learn_from = answer_and_learn(store, where, extra_glosses)
         chosen, _ = job_split(store if learn_from is None else learn_from, out, split, seed, force, write=False)
-        one = devices == 1 and num_nodes == 1
-        jobs = _small_set_defaults(jobs, store if learn_from is None else learn_from, chosen.train, refit, mixup, one, None)
+        jobs = _small_set_defaults(jobs, store if learn_from is None else learn_from, chosen.train, refit, mixup,
+                                   devices == 1 and num_nodes == 1, None)  # fmt: skip
         _train_and_evaluate(store, out, jobs, chosen, force, log, learn_from=learn_from, where=where)  # raises SecondaryRank
     out.mkdir(parents=True, exist_ok=True)
     if glosses is not None or top is not None:

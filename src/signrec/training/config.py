@@ -99,7 +99,7 @@ SMALL_SET_MAX_CLIPS = 1000
 # MIXUP_MAX_CLIPS_A_SIGN training clips a sign on average: on WLASL100 (7 a sign) mixup took validation from 73.9
 # to 78.5 top-1 (two seeds) and a refitted pair from 70.3 to 81.2 on clips neither model saw; trained on the
 # webcam signers (about 130 a sign) and scored on GISLR's people it lost 2.4 points and its worst person fell from
-# 70% to 50% (three seeds; BENCHMARKS.md, Hundreds of signs, Release 12).
+# 70% to 50% (three seeds; BENCHMARKS.md, New people and cameras, Release 12).
 MIXUP_ALPHA = 0.4
 MIXUP_MAX_CLIPS_A_SIGN = 20
 
