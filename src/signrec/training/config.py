@@ -97,7 +97,7 @@ class TrainConfig:
 SMALL_SET_MAX_CLIPS = 1000
 # It trains it with mixup of MIXUP_ALPHA (`TrainConfig.mixup`) on such a set when it also has at most
 # MIXUP_MAX_CLIPS_A_SIGN training clips a sign on average: on WLASL100 (7 a sign) mixup took validation from 73.9
-# to 78.5 top-1 (two seeds) and a refitted pair from 70.3 to 81.2 on clips neither model saw; trained on the
+# to 78.5 top-1 and a refitted pair from 71.5 to 80.0 on clips neither model saw (two seeds); trained on the
 # webcam signers (about 130 a sign) and scored on GISLR's people it lost 2.4 points and its worst person fell from
 # 70% to 50% (three seeds; BENCHMARKS.md, New people and cameras, Release 12).
 MIXUP_ALPHA = 0.4
