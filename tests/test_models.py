@@ -225,3 +225,34 @@ def test_our_encoder_layer_is_torchs_with_a_dynamic_time_axis():
         want = ref(x, src_key_padding_mask=~mask)
         got = ours(x, mask)
     torch.testing.assert_close(got[mask], want[mask], rtol=1e-5, atol=1e-5)
+
+
+def test_our_dropout_zeroes_a_share_p_and_scales_the_rest_in_training_only():
+    from signrec.models.convformer import Dropout
+
+    torch.manual_seed(0)
+    x = torch.full((200, 500), 2.0)
+    y = Dropout(0.3).train()(x)
+    zeroed = y == 0
+    assert abs(zeroed.float().mean().item() - 0.3) < 0.01
+    torch.testing.assert_close(y[~zeroed], torch.full_like(y[~zeroed], 2.0 / 0.7))
+    assert torch.equal(Dropout(0.3).eval()(x), x) and torch.equal(Dropout(0.0).train()(x), x)
+    with pytest.raises(ValueError, match="dropout must be in"):
+        Dropout(1.0)
+
+
+def test_attention_dropout_in_training_averages_to_the_evaluation_output_and_never_sees_padding():
+    """The training path (attention weights dropped out) is the evaluation path's function in expectation; a
+    padded frame's values must not reach the real frames in either."""
+    from signrec.models.convformer import SelfAttention
+
+    torch.manual_seed(0)
+    attention = SelfAttention(8, 2, 0.5)
+    x, mask = _batch([torch.randn(n, 8) for n in (6, 3)])
+    x[1, 3:] = 100.0  # padding that would show if it were attended to
+    with torch.no_grad():
+        want = attention.eval()(x, mask)
+        attention.train()
+        draws = torch.stack([attention(x, mask) for _ in range(4000)])
+    torch.testing.assert_close(draws.mean(0)[mask], want[mask], rtol=0, atol=0.05)
+    assert draws[:, mask].std(0).mean() > 0.1  # it did drop out

@@ -165,7 +165,7 @@ def part(frames: np.ndarray, name: str) -> np.ndarray:
 def presence(frames: np.ndarray) -> np.ndarray:
     """`(T, 4)` bool: whether pose, face, left hand, right hand were found in each frame (non-zero block)."""
     check_frames(frames)
-    return np.stack([np.any(frames[..., COMPONENTS[p].slice] != 0, axis=-1) for p in PARTS], axis=-1)
+    return np.stack([frames[..., COMPONENTS[p].slice].any(axis=-1) for p in PARTS], axis=-1)  # no != 0 copy
 
 
 def presence_summary(frames: np.ndarray) -> dict[str, float]:

@@ -493,6 +493,9 @@ def _face_mirror() -> np.ndarray:
     return perm
 
 
+_FACE_MIRROR = _face_mirror()
+
+
 def mirror(frames: np.ndarray) -> np.ndarray:
     """Left-right mirror: x -> 1 - x for every present point, left and right pose landmarks swapped, the left
     and right hands swapped, and the face key points swapped with their mirror partners (the rest of the face
@@ -501,7 +504,8 @@ def mirror(frames: np.ndarray) -> np.ndarray:
     pose = layout.part(out, "pose")
     pose[:] = pose[:, list(layout.POSE_MIRROR_PERMUTATION)]
     face = layout.part(out, "face")
-    face[:] = face[:, _face_mirror()]
+    if face.any():  # hands-only and body-only data have none to swap
+        face[:] = face[:, _FACE_MIRROR]
     left, right = layout.COMPONENTS["left_hand"].slice, layout.COMPONENTS["right_hand"].slice
     out[:, left], out[:, right] = out[:, right].copy(), out[:, left].copy()
     return out
