@@ -1,6 +1,6 @@
 """What one training step of the best recipe costs on WLASL300's hands-only keypoints, and its batches.
 
-    python benchmarks/bench_step.py [--batches 8] [--rounds 5] [--threads 1 2]
+    python benchmarks/bench_step.py [--batches 8] [--rounds 5] [--threads 1 2] [--batches-only]
 
 Two figures, on real WLASL300 training clips (the official train split, batches of the recipe's 32):
 
@@ -67,6 +67,8 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--batches-only", action="store_true", help="only the time to make a batch (e.g. to compare "
+                    "another checkout's data code: PYTHONPATH=OTHER/src)")
     ap.add_argument("--work", default="work/bench-step")
     args = ap.parse_args()
     require_data()
@@ -84,6 +86,8 @@ def main() -> None:
         made.append(collate()([data[j] for j in range(i, min(i + recipe.config.batch_size, len(clips)))]))
     per_clip = (time.perf_counter() - start) / len(clips)
     print(f"making batches: {per_clip * 1000:.2f} ms a clip ({len(clips)} clips)", file=sys.stderr, flush=True)
+    if args.batches_only:
+        return
 
     def model(torch_dropout: bool) -> tuple[nn.Module, torch.optim.Optimizer]:
         torch.manual_seed(0)
