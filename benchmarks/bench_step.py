@@ -6,8 +6,9 @@ Two figures, on real WLASL300 training clips (the official train split, batches 
 
 - making a batch: reading, augmenting and preprocessing its clips (what the data worker does), ms a clip;
 - a training step (forward, backward, AdamW) of the best model (300 signs) with signrec's dropout against
-  PyTorch's own (`nn.Dropout`, and `scaled_dot_product_attention`'s `dropout_p`), the two in turns, `--rounds`
-  rounds of the same `--batches` batches each, the median round a step; at each thread count.
+  PyTorch's own (`nn.Dropout`, and `scaled_dot_product_attention`'s `dropout_p`), the two in turns (each first in
+  every other round), `--rounds` rounds of the same `--batches` batches each, the median round a step; at each
+  thread count.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ def with_torch_dropout(model: nn.Module) -> nn.Module:
     return model
 
 
-def step_seconds(model: nn.Module, optimiser: torch.optim.Optimizer, batches: list) -> float:
-    loss = nn.CrossEntropyLoss(label_smoothing=0.1)
+def step_seconds(model: nn.Module, optimiser: torch.optim.Optimizer, batches: list, smoothing: float) -> float:
+    loss = nn.CrossEntropyLoss(label_smoothing=smoothing)
     start = time.perf_counter()
     for x, mask, y in batches:
         optimiser.zero_grad()
@@ -101,11 +102,12 @@ def main() -> None:
         torch.set_num_threads(threads)
         runs = {"PyTorch's dropout": model(True), "signrec's dropout": model(False)}
         times: dict[str, list[float]] = {k: [] for k in runs}
+        smoothing = recipe.config.label_smoothing
         for name, (net, opt) in runs.items():  # warm-up
-            step_seconds(net, opt, made[:2])
-        for _ in range(args.rounds):
-            for name, (net, opt) in runs.items():
-                times[name].append(step_seconds(net, opt, made))
+            step_seconds(net, opt, made[:2], smoothing)
+        for i in range(args.rounds):
+            for name in list(runs)[:: 1 if i % 2 == 0 else -1]:  # each goes first in every other round
+                times[name].append(step_seconds(*runs[name], made, smoothing))
         base = statistics.median(times["PyTorch's dropout"])
         for name, t in times.items():
             rows.append([threads, name, f"{statistics.median(t) * 1000:.0f}", f"{base / statistics.median(t):.2f}"])

@@ -241,9 +241,10 @@ def test_our_dropout_zeroes_a_share_p_and_scales_the_rest_in_training_only():
         Dropout(1.0)
 
 
-def test_attention_dropout_in_training_averages_to_the_evaluation_output_and_never_sees_padding():
-    """The training path (attention weights dropped out) is the evaluation path's function in expectation; a
-    padded frame's values must not reach the real frames in either."""
+def test_attention_dropout_in_training_averages_to_the_evaluation_output_and_never_sees_padding(monkeypatch):
+    """The training path (attention weights dropped out) is the evaluation path's function, exactly without the
+    dropout and in expectation with it; a padded frame's values must not reach the real frames in either."""
+    from signrec.models import convformer
     from signrec.models.convformer import SelfAttention
 
     torch.manual_seed(0)
@@ -256,3 +257,6 @@ def test_attention_dropout_in_training_averages_to_the_evaluation_output_and_nev
         draws = torch.stack([attention(x, mask) for _ in range(4000)])
     torch.testing.assert_close(draws.mean(0)[mask], want[mask], rtol=0, atol=0.05)
     assert draws[:, mask].std(0).mean() > 0.1  # it did drop out
+    monkeypatch.setattr(convformer, "dropout", lambda x, p: x)  # the same scale and mask as the fused kernel
+    with torch.no_grad():
+        torch.testing.assert_close(attention(x, mask)[mask], want[mask], rtol=1e-5, atol=1e-6)

@@ -34,8 +34,10 @@ class ConvformerConfig:
 def dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     """Training dropout: each value zeroed with probability `p`, the others scaled by 1 / (1 - p), as
     `nn.functional.dropout(x, p, training=True)` does, from uniform draws: on CPU torch's own draws Bernoulli values
-    one by one (PyTorch 2.13: 4.2 ms for 32 x 64 x 128 values on one thread against 1.1 ms for as many uniform
-    ones), and `scaled_dot_product_attention` with dropout leaves its fused kernel (BENCHMARKS.md, Training step)."""
+    one by one (PyTorch 2.13), and `scaled_dot_product_attention` with dropout leaves its fused kernel; a training
+    step is 1.2x faster on one thread (BENCHMARKS.md, Training step). Elsewhere (a GPU), torch's own."""
+    if x.device.type != "cpu":
+        return nn.functional.dropout(x, p, training=True)
     return x * torch.rand_like(x).ge_(p).mul_(1 / (1 - p))
 
 
@@ -112,11 +114,12 @@ class SelfAttention(nn.Module):
         q, k, v = nn.functional.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
         split = lambda t: t.reshape(batch, steps, self.heads, dim // self.heads).transpose(1, 2)
         q, k, v, keys = split(q), split(k), split(v), mask[:, None, None, :]
-        if self.training and self.dropout > 0:  # the attention weights dropped out, as the fused kernel would
+        if self.training and self.dropout > 0 and x.device.type == "cpu":  # the weights dropped out, as the kernel would
             weights = (q @ k.transpose(-1, -2) * (dim // self.heads) ** -0.5).masked_fill(~keys, float("-inf"))
             y = dropout(weights.softmax(dim=-1), self.dropout) @ v
         else:
-            y = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=keys)
+            y = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=keys,
+                                                           dropout_p=self.dropout if self.training else 0.0)  # fmt: skip
         return self.out_proj(y.transpose(1, 2).reshape(batch, steps, dim))
 
 
