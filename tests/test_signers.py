@@ -18,7 +18,7 @@ def test_run_validates_on_new_people_and_trains_on_several_sources(data_dir, tmp
             "--max-epochs", "1", "--out", str(out), "--no-progress"]  # fmt: skip
     from signrec import pipeline
 
-    monkeypatch.setattr(pipeline, "SMALL_SET_MAX_CLIPS", 100)  # more training clips: no refit; many a sign: no mixup
+    monkeypatch.setattr(pipeline, "SMALL_SET_MAX_CLIPS", 100)  # more training clips: no refit nor mixup by default
     assert main(args) == 0
     assert "best model: no refit, no mixup (" in capsys.readouterr().out
     assert not (out / "runs" / "best" / "validated.pt").exists()

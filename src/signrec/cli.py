@@ -542,8 +542,8 @@ def _run(p: argparse.ArgumentParser) -> None:
     _data_args(p)
     _training_args(p)
     _ensemble_arg(p, "the best model", f"on when one process trains on at most {SMALL_SET_MAX_CLIPS:,} clips")
-    _mixup_arg(p, "of the best model ", f"{MIXUP_ALPHA:g} when the split trains on at most {MIXUP_MAX_CLIPS_A_SIGN} "
-               "clips a sign on average, else 0")  # fmt: skip
+    _mixup_arg(p, "of the best model ", f"{MIXUP_ALPHA:g} when the split trains on at most {SMALL_SET_MAX_CLIPS:,} "
+               f"clips and {MIXUP_MAX_CLIPS_A_SIGN} a sign on average, else 0")  # fmt: skip
     _device_args(p)
 
     def run(args: argparse.Namespace) -> int:

@@ -231,14 +231,14 @@ def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], store: KeypointStor
                         refit: bool | None, mixup: float | None, one_process: bool, log) -> list[tuple[str, Recipe, str]]:  # fmt: skip
     """`jobs` with the best model's refit and mixup as the command set them, or, where it left them to signrec
     (None), decided from the `train` clips of `store`: the refit for at most SMALL_SET_MAX_CLIPS clips in
-    `one_process`, mixup for at most MIXUP_MAX_CLIPS_A_SIGN a sign (any number of clips). Every process of a run decides
+    `one_process`, mixup for as many with at most MIXUP_MAX_CLIPS_A_SIGN a sign. Every process of a run decides
     alike; rank 0 says what it chose (`log`; None on the others)."""
     if not any(name == "best" for name, _, _ in jobs):
         return jobs
     small = len(train) <= SMALL_SET_MAX_CLIPS
     a_sign = len(train) / max(1, len({store.get(p).gloss for p in train}))
     refit = small and one_process if refit is None else refit
-    mixup = (MIXUP_ALPHA if a_sign <= MIXUP_MAX_CLIPS_A_SIGN else 0.0) if mixup is None else mixup
+    mixup = (MIXUP_ALPHA if small and a_sign <= MIXUP_MAX_CLIPS_A_SIGN else 0.0) if mixup is None else mixup
     if log is not None:
         log(f"best model: {'a refit on training + validation clips too' if refit else 'no refit'}, "
             f"{f'mixup {mixup:g}' if mixup else 'no mixup'} ({len(train)} training clips, "
@@ -300,8 +300,8 @@ def run(
     default (None) it is on when one process trains and the split trains on at most SMALL_SET_MAX_CLIPS clips.
 
     `mixup`: the best model trains with mixup of this Beta alpha (`TrainConfig.mixup`; 0: without); by default
-    (None) MIXUP_ALPHA when the split trains on at most MIXUP_MAX_CLIPS_A_SIGN clips a sign on average, else
-    without.
+    (None) MIXUP_ALPHA when the split trains on at most SMALL_SET_MAX_CLIPS clips and MIXUP_MAX_CLIPS_A_SIGN a sign
+    on average, else without.
     """
     from . import wlasl
     from .extract import extract

@@ -95,12 +95,11 @@ class TrainConfig:
 # training clips took about 40 minutes without a refit on 2 cores) it would push the job past an hour, so it is
 # asked for with --refit.
 SMALL_SET_MAX_CLIPS = 1000
-# It trains it with mixup of MIXUP_ALPHA (`TrainConfig.mixup`) on any set with at most MIXUP_MAX_CLIPS_A_SIGN
-# training clips a sign on average: on WLASL100 (7 a sign) mixup took validation from 73.9 to 78.5 top-1 and a
-# refitted pair from 71.5 to 80.0 on clips neither model saw (two seeds); on WLASL300 (6 a sign) validation from
-# 60.5 to 64.6, for 169 epochs instead of 93 (a job of about 50 minutes here alone); trained on the webcam signers
-# (about 130 a sign) and scored on GISLR's people it lost 2.4 points and its worst person fell from 70% to 50%
-# (three seeds; BENCHMARKS.md, Hundreds of signs, Release 13, and New people and cameras, Release 12).
+# It trains it with mixup of MIXUP_ALPHA (`TrainConfig.mixup`) on such a set when it also has at most
+# MIXUP_MAX_CLIPS_A_SIGN training clips a sign on average: on WLASL100 (7 a sign) mixup took validation from 73.9
+# to 78.5 top-1 and a refitted pair from 71.5 to 80.0 on clips neither model saw (two seeds); trained on the
+# webcam signers (about 130 a sign) and scored on GISLR's people it lost 2.4 points and its worst person fell from
+# 70% to 50% (three seeds; BENCHMARKS.md, New people and cameras, Release 12).
 MIXUP_ALPHA = 0.4
 MIXUP_MAX_CLIPS_A_SIGN = 20
 
