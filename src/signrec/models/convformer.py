@@ -35,7 +35,7 @@ def dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     """Training dropout: each value zeroed with probability `p`, the others scaled by 1 / (1 - p), as
     `nn.functional.dropout(x, p, training=True)` does, from uniform draws: on CPU torch's own draws Bernoulli values
     one by one (PyTorch 2.13), and `scaled_dot_product_attention` with dropout leaves its fused kernel; a training
-    step is 1.2x faster on one thread (BENCHMARKS.md, Training step). Elsewhere (a GPU), torch's own."""
+    step is about 1.2x faster (BENCHMARKS.md, Training step). Elsewhere (a GPU), torch's own."""
     if x.device.type != "cpu":
         return nn.functional.dropout(x, p, training=True)
     return x * torch.rand_like(x).ge_(p).mul_(1 / (1 - p))

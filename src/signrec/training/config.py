@@ -99,7 +99,9 @@ SMALL_SET_MAX_CLIPS = 1000
 # MIXUP_MAX_CLIPS_A_SIGN training clips a sign on average: on WLASL100 (7 a sign) mixup took validation from 73.9
 # to 78.5 top-1 and a refitted pair from 71.5 to 80.0 on clips neither model saw (two seeds); trained on the
 # webcam signers (about 130 a sign) and scored on GISLR's people it lost 2.4 points and its worst person fell from
-# 70% to 50% (three seeds; BENCHMARKS.md, New people and cameras, Release 12).
+# 70% to 50% (three seeds; BENCHMARKS.md, New people and cameras, Release 12). On WLASL300 (6 a sign, above the
+# size) it took validation from 60.5 to 64.6 but trained 169 epochs instead of 93: a job of 63-66 minutes here,
+# past the hour (Hundreds of signs, Release 13); `--mixup 0.4` asks for it.
 MIXUP_ALPHA = 0.4
 MIXUP_MAX_CLIPS_A_SIGN = 20
 
