@@ -324,9 +324,9 @@ def run(
     if not ranks.is_primary():  # a training process Lightning started: rank 0 has made the data already
         store = _store_of_rank_zero(sources, out, aliases) if sources else open_store(out / "keypoints")
         store, learn_from = answer_and_learn(store, where, extra_glosses)
-        chosen, _ = job_split(store if learn_from is None else learn_from, out, split, seed, force, write=False)
-        jobs = _small_set_defaults(jobs, store if learn_from is None else learn_from, chosen.train, refit, mixup,
-                                   devices == 1 and num_nodes == 1, None)  # fmt: skip
+        learning = store if learn_from is None else learn_from  # the clips the split deals out
+        chosen, _ = job_split(learning, out, split, seed, force, write=False)
+        jobs = _small_set_defaults(jobs, learning, chosen.train, refit, mixup, devices == 1 and num_nodes == 1, None)
         _train_and_evaluate(store, out, jobs, chosen, force, log, learn_from=learn_from, where=where)  # raises SecondaryRank
     out.mkdir(parents=True, exist_ok=True)
     if glosses is not None or top is not None:
@@ -344,10 +344,10 @@ def run(
     else:
         store, stages["keypoints"] = keypoint_store(sources, out, aliases, progress, log)
     store, learn_from = answer_and_learn(store, where, extra_glosses)
-    chosen, stages["split"] = job_split(store if learn_from is None else learn_from, out, split, seed, force)
-    log(chosen.describe(store if learn_from is None else learn_from))
-    jobs = _small_set_defaults(jobs, store if learn_from is None else learn_from, chosen.train, refit, mixup,
-                               devices == 1 and num_nodes == 1, log)  # fmt: skip
+    learning = store if learn_from is None else learn_from  # the clips the split deals out
+    chosen, stages["split"] = job_split(learning, out, split, seed, force)
+    log(chosen.describe(learning))
+    jobs = _small_set_defaults(jobs, learning, chosen.train, refit, mixup, devices == 1 and num_nodes == 1, log)
     rows, evaluations, results, trained = _train_and_evaluate(store, out, jobs, chosen, force, log,
                                                               learn_from=learn_from, where=where)  # fmt: skip
     stages.update(trained)
