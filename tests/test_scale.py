@@ -380,7 +380,9 @@ def ddp_run(webcam_signer, tmp_path_factory):
     epochs = 3
     cmd = [sys.executable, str(tmp / "probe.py"), "train", str(webcam_signer), "--out", str(run), "--devices", "2",
            "--strategy", "ddp", "--split", str(tmp / "odd-split.json"), "--max-epochs", str(epochs), "--patience",
-           str(epochs), "--threads", "1", "--no-progress"]  # fmt: skip
+           str(epochs), "--threads", "1", "--no-progress",
+           # the plateau schedule under a time cap asks rank 0 every epoch whether its decay must start (a broadcast)
+           "--schedule", "plateau", "--max-minutes", "30"]  # fmt: skip
     p = subprocess.run(cmd, env={**_env(), "PROBE_TRACE": str(trace), "PROBE_RUN": str(run)}, capture_output=True,
                        text=True, timeout=TIMEOUT, check=False)  # fmt: skip
     assert p.returncode == 0, p.stderr[-3000:]

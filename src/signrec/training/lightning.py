@@ -159,6 +159,9 @@ class _Plateau(L.Callback):
         self.best, self.bad, self.best_epoch, self.done, self.plateau_after = math.inf, 0, 0, 0, 0
         self.decay_start: int | None = None  # the first epoch of the decay (0-based, as the scheduler counts)
         self.decay_epochs = 0
+        self.timed = False  # whether the time cap started the decay (validation was still improving)
+        self.minutes = config.max_minutes
+        self._ends: list[float] = []  # when this process's recent epochs ended (not saved: a resumed run re-measures)
 
     @property
     def finished(self) -> bool:
@@ -183,8 +186,10 @@ class _Plateau(L.Callback):
             self.best, self.bad, self.best_epoch = loss, 0, done
         else:
             self.bad += 1
-        if self.decay_start is None and done > self.warm and self.bad >= self.wait:
-            self.decay_start, self.decay_epochs = done, max(self.wait, round(self.decay * done))
+        timed = self._timed_decay(trainer, done)
+        if self.decay_start is None and done > self.warm and (self.bad >= self.wait or timed):
+            self.decay_start, self.decay_epochs = done, timed or self._length(done)
+            self.timed = bool(timed) and self.bad < self.wait
             self.plateau_after = self.best_epoch  # the last better epoch before the decay
             # the next epoch's rate: Lightning 2.6 steps the scheduler for it before this hook
             scheduler = trainer.lr_scheduler_configs[0].scheduler
@@ -193,6 +198,25 @@ class _Plateau(L.Callback):
             scheduler._last_lr = [g["lr"] for g in scheduler.optimizer.param_groups]
         if self.finished:
             trainer.should_stop = True
+
+    def _length(self, done: int) -> int:
+        """The decay's epochs when it starts after `done` epochs."""
+        return max(self.wait, round(self.decay * done))
+
+    def _timed_decay(self, trainer: L.Trainer, done: int) -> int:
+        """With a time cap: the decay's length if it must start now to end within the cap (the rest of the time
+        holds the decay that would start after one more epoch no longer), else 0. The estimate is the mean of
+        the last 10 epochs (validation included) and 10% to spare; a decay that no longer fits whole is shortened
+        to what fits. Rank 0 decides and the others follow, so every process of a distributed run starts alike."""
+        self._ends = [*self._ends[-10:], time.perf_counter()]
+        timer = next((c for c in trainer.callbacks if isinstance(c, L.pytorch.callbacks.Timer)), None)
+        length = 0
+        if self.minutes and timer is not None and self.decay_start is None and len(self._ends) > 1 and done > self.warm:
+            per_epoch = 1.1 * (self._ends[-1] - self._ends[0]) / (len(self._ends) - 1)
+            left = timer.time_remaining("train") or 0.0
+            if per_epoch * (1 + self._length(done + 1)) > left:
+                length = max(1, min(self._length(done), int(left // per_epoch)))
+        return int(trainer.strategy.broadcast(length, src=0))
 
     def epochs_left(self) -> tuple[int, str]:
         """Epochs still to run, for progress lines: the decay's rest, or the soonest the decay could end."""
@@ -209,7 +233,8 @@ class _Plateau(L.Callback):
 
     def state_dict(self) -> dict:
         return {"best": self.best, "bad": self.bad, "best_epoch": self.best_epoch, "done": self.done,
-                "plateau_after": self.plateau_after, "decay_start": self.decay_start, "decay_epochs": self.decay_epochs}  # fmt: skip
+                "plateau_after": self.plateau_after, "decay_start": self.decay_start, "decay_epochs": self.decay_epochs,
+                "timed": self.timed}  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
         for k, v in state.items():
@@ -559,11 +584,18 @@ def fit(
         stopped = signal.Signals(graceful.signum).name
     elif replay and len(history.rows) >= max_epochs:
         stopped = f"the validated run's length ({max_epochs} epochs)"
+    elif plateau and plateau.finished and plateau.timed:
+        stopped = (f"the time cap ({config.max_minutes:g} min): validation was still improving (last at epoch "
+                   f"{plateau.plateau_after}) when the rate's decay had to start to end in time, at epoch "
+                   f"{plateau.decay_start}; then {plateau.decay_epochs} epochs of decay")  # fmt: skip
     elif plateau and plateau.finished:
         stopped = (f"validation (no better val loss for {config.plateau_wait} epochs after epoch {plateau.plateau_after} "
                    f"by epoch {plateau.decay_start}, then {plateau.decay_epochs} epochs of decay)")  # fmt: skip
     elif config.max_minutes and trainer.current_epoch < config.max_epochs and not stop.stopped_epoch:
         stopped = f"time cap ({config.max_minutes:g} min)"
+        if plateau and plateau.decay_start is not None:  # the epochs ran slower than those that planned the decay
+            stopped += (f", {plateau.decay_start + plateau.decay_epochs - len(history.rows)} epochs before the end of "
+                        f"the rate's decay (from epoch {plateau.decay_start})")  # fmt: skip
     elif stop.stopped_epoch:
         stopped = f"early stopping (no better val loss for {config.patience} epochs)"
     else:
