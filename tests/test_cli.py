@@ -153,3 +153,31 @@ def test_run_refits_and_mixes_up_the_best_model_by_default_where_the_measurement
     assert best(few, refit=True, mixup=0.0) == (True, 0)
     count = len(seen)
     assert best(few, log=None) == (True, 0.4) and len(seen) == count  # the other processes decide alike, quietly
+
+
+def test_run_caps_the_best_models_training_where_it_chose_mixup_on_a_larger_set(data_dir, monkeypatch):
+    """Issue 14: on a set over SMALL_SET_MAX_CLIPS (WLASL300: 1,876 training clips, 6.3 a sign) `signrec run`
+    chooses mixup too, with a cap on the best model's training (MIXUP_LARGE_SET_MINUTES), as mixup trains 2-3 times
+    the epochs: the job stays within the hour. A cap or a mixup the command gave stays as it is."""
+    from signrec import pipeline
+    from signrec.store import open_store
+
+    monkeypatch.setattr(pipeline, "SMALL_SET_MAX_CLIPS", 40)  # these 51 and 90 clips are then larger sets
+    few = open_store(data_dir / "keypoints" / "wlasl-a")  # 12.8 a sign
+    many = open_store(data_dir / "keypoints" / "webcam" / "akashsharma095")  # 30 a sign
+    seen: list[str] = []
+
+    def best(store, mixup=None, max_minutes=None, log=seen.append):
+        jobs = pipeline.recipes_for(("reference-torch", "best"), 0, False, None, max_minutes, None)
+        made = {n: r for n, r, _ in pipeline._small_set_defaults(jobs, store, [c.path for c in store], None, mixup,
+                                                                  True, log)}  # fmt: skip
+        assert made["reference-torch"].config.max_minutes == max_minutes  # the other models as the command says
+        return made["best"].config.refit, made["best"].config.mixup, made["best"].config.max_minutes
+
+    assert best(few) == (False, 0.4, pipeline.MIXUP_LARGE_SET_MINUTES) == (False, 0.4, 50)
+    assert "best model: training capped at 50 min" in seen[-1] and "--max-minutes sets another cap" in seen[-1]
+    count = len(seen)
+    assert best(few, max_minutes=30) == (False, 0.4, 30) and len(seen) == count + 1  # the command's cap, unremarked
+    assert best(few, mixup=0.4) == (False, 0.4, None)  # mixup asked for: the whole schedule, as before
+    assert best(many) == (False, 0, None) and best(few, mixup=0.0) == (False, 0, None)
+    assert best(few, log=None) == (False, 0.4, 50)  # the other processes of a run decide alike

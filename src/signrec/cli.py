@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .training.config import MIXUP_ALPHA, MIXUP_MAX_CLIPS_A_SIGN, SMALL_SET_MAX_CLIPS
+from .training.config import MIXUP_ALPHA, MIXUP_LARGE_SET_MINUTES, MIXUP_MAX_CLIPS_A_SIGN, SMALL_SET_MAX_CLIPS
 from .training.stop import Interrupted, SecondaryRank
 
 COMMANDS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
@@ -295,7 +295,9 @@ def _training_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-epochs", type=positive(int), help="upper bound on epochs (default: the recipe's)")
     g.add_argument("--patience", type=positive(int), help="early stopping: epochs without a better val loss "
                    "(default: the recipe's)")  # fmt: skip
-    g.add_argument("--max-minutes", type=positive(float), help="stop gracefully after this long, keeping the best model")
+    g.add_argument("--max-minutes", type=positive(float), help="stop gracefully after this long, keeping the best "
+                   "model; with the plateau schedule (the best recipe's) the rate's decay starts in time to end "
+                   "by then")  # fmt: skip
     g.add_argument("--batch-size", type=positive(int), help="default: the recipe's (32)")
     g.add_argument("--lr", type=positive(float), help="learning rate (default: the recipe's)")
     g.add_argument("--threads", type=positive(int), help="torch threads (default: measured at the start)")
@@ -542,8 +544,9 @@ def _run(p: argparse.ArgumentParser) -> None:
     _data_args(p)
     _training_args(p)
     _ensemble_arg(p, "the best model", f"on when one process trains on at most {SMALL_SET_MAX_CLIPS:,} clips")
-    _mixup_arg(p, "of the best model ", f"{MIXUP_ALPHA:g} when the split trains on at most {SMALL_SET_MAX_CLIPS:,} "
-               f"clips and {MIXUP_MAX_CLIPS_A_SIGN} a sign on average, else 0")  # fmt: skip
+    _mixup_arg(p, "of the best model ", f"{MIXUP_ALPHA:g} when the split trains on at most {MIXUP_MAX_CLIPS_A_SIGN} "
+               f"clips a sign on average, else 0; on more than {SMALL_SET_MAX_CLIPS:,} clips with the best model's "
+               f"training capped at {MIXUP_LARGE_SET_MINUTES:g} min unless --max-minutes says otherwise")  # fmt: skip
     _device_args(p)
 
     def run(args: argparse.Namespace) -> int:

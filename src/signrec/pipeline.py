@@ -18,7 +18,13 @@ from .presets import Recipe, best, reference
 from .splits import SPLIT_NAME, Split, answer_and_learn, filter_store, make_split
 from .store import KeypointStore, NotAStoreError, import_keypoints, open_store
 from .training import ranks
-from .training.config import MIXUP_ALPHA, MIXUP_MAX_CLIPS_A_SIGN, SMALL_SET_MAX_CLIPS, TrainConfig
+from .training.config import (
+    MIXUP_ALPHA,
+    MIXUP_LARGE_SET_MINUTES,
+    MIXUP_MAX_CLIPS_A_SIGN,
+    SMALL_SET_MAX_CLIPS,
+    TrainConfig,
+)
 from .training.runner import RunConflict, TrainResult, train
 from .training.stop import SecondaryRank
 
@@ -231,21 +237,30 @@ def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], store: KeypointStor
                         refit: bool | None, mixup: float | None, one_process: bool, log) -> list[tuple[str, Recipe, str]]:  # fmt: skip
     """`jobs` with the best model's refit and mixup as the command set them, or, where it left them to signrec
     (None), decided from the `train` clips of `store`: the refit for at most SMALL_SET_MAX_CLIPS clips in
-    `one_process`, mixup for as many with at most MIXUP_MAX_CLIPS_A_SIGN a sign. Every process of a run decides
+    `one_process`, mixup for at most MIXUP_MAX_CLIPS_A_SIGN a sign, and with it on more than SMALL_SET_MAX_CLIPS
+    clips a training cap of MIXUP_LARGE_SET_MINUTES unless the command gave one. Every process of a run decides
     alike; rank 0 says what it chose (`log`; None on the others)."""
     if not any(name == "best" for name, _, _ in jobs):
         return jobs
     small = len(train) <= SMALL_SET_MAX_CLIPS
     a_sign = len(train) / max(1, len({store.get(p).gloss for p in train}))
     refit = small and one_process if refit is None else refit
-    mixup = (MIXUP_ALPHA if small and a_sign <= MIXUP_MAX_CLIPS_A_SIGN else 0.0) if mixup is None else mixup
+    chosen = mixup is None
+    mixup = (MIXUP_ALPHA if a_sign <= MIXUP_MAX_CLIPS_A_SIGN else 0.0) if mixup is None else mixup
+    given = next(r.config.max_minutes for n, r, _ in jobs if n == "best")
+    minutes = MIXUP_LARGE_SET_MINUTES if chosen and mixup and not small and given is None else given
     if log is not None:
         log(f"best model: {'a refit on training + validation clips too' if refit else 'no refit'}, "
             f"{f'mixup {mixup:g}' if mixup else 'no mixup'} ({len(train)} training clips, "
             f"{'at most' if small else 'more than'} {SMALL_SET_MAX_CLIPS}{'' if one_process else ', several processes'}"
             f"; {a_sign:.1f} a sign, {'at most' if a_sign <= MIXUP_MAX_CLIPS_A_SIGN else 'more than'} "
             f"{MIXUP_MAX_CLIPS_A_SIGN}; --refit/--no-refit and --mixup decide)")  # fmt: skip
-    return [(n, r.with_config(refit=refit, mixup=mixup) if n == "best" else r, fw) for n, r, fw in jobs]
+        if minutes != given:
+            log(f"best model: training capped at {minutes:g} min, as mixup on a set this size trains 2-3 times the "
+                f"epochs; the rate's decay starts in time to end by then (--max-minutes sets another cap, --mixup 0 "
+                f"trains without mixup or cap)")  # fmt: skip
+    return [(n, r.with_config(refit=refit, mixup=mixup, max_minutes=minutes) if n == "best" else r, fw)
+            for n, r, fw in jobs]  # fmt: skip
 
 
 def run(
@@ -300,8 +315,10 @@ def run(
     default (None) it is on when one process trains and the split trains on at most SMALL_SET_MAX_CLIPS clips.
 
     `mixup`: the best model trains with mixup of this Beta alpha (`TrainConfig.mixup`; 0: without); by default
-    (None) MIXUP_ALPHA when the split trains on at most SMALL_SET_MAX_CLIPS clips and MIXUP_MAX_CLIPS_A_SIGN a sign
-    on average, else without.
+    (None) MIXUP_ALPHA when the split trains on at most MIXUP_MAX_CLIPS_A_SIGN clips a sign on average, else
+    without. On a split of more than SMALL_SET_MAX_CLIPS training clips the mixup chosen so comes with a cap of
+    MIXUP_LARGE_SET_MINUTES on the best model's training, unless `max_minutes` sets one (mixup trains 2-3 times
+    the epochs; the plateau schedule starts its decay in time to end within the cap).
     """
     from . import wlasl
     from .extract import extract
