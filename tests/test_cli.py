@@ -175,9 +175,12 @@ def test_run_caps_the_best_models_training_where_it_chose_mixup_on_a_larger_set(
         return made["best"].config.refit, made["best"].config.mixup, made["best"].config.max_minutes
 
     assert best(few) == (False, 0.4, pipeline.MIXUP_LARGE_SET_MINUTES) == (False, 0.4, 50)
-    assert "best model: training capped at 50 min" in seen[-1] and "--max-minutes sets another cap" in seen[-1]
+    assert "best model: training capped at 50 min a model" in seen[-1] and "--max-minutes sets another cap" in seen[-1]
     count = len(seen)
     assert best(few, max_minutes=30) == (False, 0.4, 30) and len(seen) == count + 1  # the command's cap, unremarked
     assert best(few, mixup=0.4) == (False, 0.4, None)  # mixup asked for: the whole schedule, as before
     assert best(many) == (False, 0, None) and best(few, mixup=0.0) == (False, 0, None)
     assert best(few, log=None) == (False, 0.4, 50)  # the other processes of a run decide alike
+    monkeypatch.setattr(pipeline, "MIXUP_CAPPED_MAX_CLIPS", 45)  # beyond the range measured (WLASL1000, 2000): as before
+    assert best(few) == (False, 0, None) and "no mixup (51 training clips" in seen[-1] and "more than 45 clips" in seen[-1]
+    assert best(few, mixup=0.4, max_minutes=30) == (False, 0.4, 30)

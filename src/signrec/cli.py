@@ -15,7 +15,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .training.config import MIXUP_ALPHA, MIXUP_LARGE_SET_MINUTES, MIXUP_MAX_CLIPS_A_SIGN, SMALL_SET_MAX_CLIPS
+from .training.config import (
+    MIXUP_ALPHA,
+    MIXUP_CAPPED_MAX_CLIPS,
+    MIXUP_LARGE_SET_MINUTES,
+    MIXUP_MAX_CLIPS_A_SIGN,
+    SMALL_SET_MAX_CLIPS,
+)
 from .training.stop import Interrupted, SecondaryRank
 
 COMMANDS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
@@ -545,8 +551,9 @@ def _run(p: argparse.ArgumentParser) -> None:
     _training_args(p)
     _ensemble_arg(p, "the best model", f"on when one process trains on at most {SMALL_SET_MAX_CLIPS:,} clips")
     _mixup_arg(p, "of the best model ", f"{MIXUP_ALPHA:g} when the split trains on at most {MIXUP_MAX_CLIPS_A_SIGN} "
-               f"clips a sign on average, else 0; on more than {SMALL_SET_MAX_CLIPS:,} clips with the best model's "
-               f"training capped at {MIXUP_LARGE_SET_MINUTES:g} min unless --max-minutes says otherwise")  # fmt: skip
+               f"clips a sign on average and {MIXUP_CAPPED_MAX_CLIPS:,} in all, else 0; on more than "
+               f"{SMALL_SET_MAX_CLIPS:,} clips with the best model's training capped at {MIXUP_LARGE_SET_MINUTES:g} "
+               f"min unless --max-minutes says otherwise")  # fmt: skip
     _device_args(p)
 
     def run(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from .store import KeypointStore, NotAStoreError, import_keypoints, open_store
 from .training import ranks
 from .training.config import (
     MIXUP_ALPHA,
+    MIXUP_CAPPED_MAX_CLIPS,
     MIXUP_LARGE_SET_MINUTES,
     MIXUP_MAX_CLIPS_A_SIGN,
     SMALL_SET_MAX_CLIPS,
@@ -237,8 +238,8 @@ def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], store: KeypointStor
                         refit: bool | None, mixup: float | None, one_process: bool, log) -> list[tuple[str, Recipe, str]]:  # fmt: skip
     """`jobs` with the best model's refit and mixup as the command set them, or, where it left them to signrec
     (None), decided from the `train` clips of `store`: the refit for at most SMALL_SET_MAX_CLIPS clips in
-    `one_process`, mixup for at most MIXUP_MAX_CLIPS_A_SIGN a sign, and with it on more than SMALL_SET_MAX_CLIPS
-    clips a training cap of MIXUP_LARGE_SET_MINUTES unless the command gave one. Every process of a run decides
+    `one_process`, mixup for at most MIXUP_MAX_CLIPS_A_SIGN a sign and MIXUP_CAPPED_MAX_CLIPS clips, and with it on
+    more than SMALL_SET_MAX_CLIPS clips a training cap of MIXUP_LARGE_SET_MINUTES unless the command gave one. Every process of a run decides
     alike; rank 0 says what it chose (`log`; None on the others)."""
     if not any(name == "best" for name, _, _ in jobs):
         return jobs
@@ -246,7 +247,8 @@ def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], store: KeypointStor
     a_sign = len(train) / max(1, len({store.get(p).gloss for p in train}))
     refit = small and one_process if refit is None else refit
     chosen = mixup is None
-    mixup = (MIXUP_ALPHA if a_sign <= MIXUP_MAX_CLIPS_A_SIGN else 0.0) if mixup is None else mixup
+    capped_range = len(train) <= MIXUP_CAPPED_MAX_CLIPS
+    mixup = (MIXUP_ALPHA if a_sign <= MIXUP_MAX_CLIPS_A_SIGN and capped_range else 0.0) if mixup is None else mixup
     given = next(r.config.max_minutes for n, r, _ in jobs if n == "best")
     minutes = MIXUP_LARGE_SET_MINUTES if chosen and mixup and not small and given is None else given
     if log is not None:
@@ -254,9 +256,10 @@ def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], store: KeypointStor
             f"{f'mixup {mixup:g}' if mixup else 'no mixup'} ({len(train)} training clips, "
             f"{'at most' if small else 'more than'} {SMALL_SET_MAX_CLIPS}{'' if one_process else ', several processes'}"
             f"; {a_sign:.1f} a sign, {'at most' if a_sign <= MIXUP_MAX_CLIPS_A_SIGN else 'more than'} "
-            f"{MIXUP_MAX_CLIPS_A_SIGN}; --refit/--no-refit and --mixup decide)")  # fmt: skip
+            f"{MIXUP_MAX_CLIPS_A_SIGN}{'' if capped_range else f'; more than {MIXUP_CAPPED_MAX_CLIPS} clips'}"
+            f"; --refit/--no-refit and --mixup decide)")  # fmt: skip
         if minutes != given:
-            log(f"best model: training capped at {minutes:g} min, as mixup on a set this size trains 2-3 times the "
+            log(f"best model: training capped at {minutes:g} min a model, as mixup on a set this size trains 2-3 times the "
                 f"epochs; the rate's decay starts in time to end by then (--max-minutes sets another cap, --mixup 0 "
                 f"trains without mixup or cap)")  # fmt: skip
     return [(n, r.with_config(refit=refit, mixup=mixup, max_minutes=minutes) if n == "best" else r, fw)
@@ -315,8 +318,8 @@ def run(
     default (None) it is on when one process trains and the split trains on at most SMALL_SET_MAX_CLIPS clips.
 
     `mixup`: the best model trains with mixup of this Beta alpha (`TrainConfig.mixup`; 0: without); by default
-    (None) MIXUP_ALPHA when the split trains on at most MIXUP_MAX_CLIPS_A_SIGN clips a sign on average, else
-    without. On a split of more than SMALL_SET_MAX_CLIPS training clips the mixup chosen so comes with a cap of
+    (None) MIXUP_ALPHA when the split trains on at most MIXUP_MAX_CLIPS_A_SIGN clips a sign on average and at most
+    MIXUP_CAPPED_MAX_CLIPS clips, else without. On a split of more than SMALL_SET_MAX_CLIPS training clips the mixup chosen so comes with a cap of
     MIXUP_LARGE_SET_MINUTES on the best model's training, unless `max_minutes` sets one (mixup trains 2-3 times
     the epochs; the plateau schedule starts its decay in time to end within the cap).
     """

@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass
 
 SCHEDULES = ("none", "cosine", "plateau")
 # What does not change the result (how it is shown or scheduled on the machine), left out of fingerprints.
-RUNTIME_FIELDS = ("progress", "threads", "max_minutes", "devices", "strategy", "num_nodes")
+RUNTIME_FIELDS = ("progress", "threads", "max_minutes", "devices", "strategy", "num_nodes")  # (max_minutes counts
+# under the plateau schedule, where it can start the decay: `result_settings`)
 
 
 @dataclass
@@ -20,7 +21,8 @@ class TrainConfig:
     improved for `plateau_wait` epochs, then decays (cosine, to 1%) over `plateau_decay` times the epochs trained
     so far (at least `plateau_wait`), and training ends with the decay; `max_epochs` is only a cap. With
     `max_minutes` it also starts the decay while validation still improves when the rest of the time would
-    otherwise no longer hold it (measured on the epochs so far), so that training still ends with a whole decay.
+    otherwise no longer hold it (measured on the epochs so far), so that training still ends with a decay
+    (shortened when even one starting at once no longer fits); such a cap is then part of the run's settings.
     """
 
     max_epochs: int = 2000
@@ -89,6 +91,8 @@ class TrainConfig:
             del out["mixup"]
         if self.schedule != "plateau":  # as runs made before it existed
             del out["plateau_wait"], out["plateau_decay"]
+        elif self.max_minutes is not None:  # under the plateau schedule a cap can start the decay: it shapes the model
+            out["max_minutes"] = self.max_minutes
         return out
 
 
@@ -108,7 +112,11 @@ MIXUP_ALPHA = 0.4
 MIXUP_MAX_CLIPS_A_SIGN = 20
 # On a larger set (over SMALL_SET_MAX_CLIPS) the mixup `signrec run` chooses comes with a cap on the best model's
 # training time, unless the command set one: the plateau schedule then starts its decay in time to end within it.
-# The WLASL300 job so: 65.0 top-1 on validation in 50.6 minutes (the decay from epoch 89 instead of 103; Release 14).
+# The WLASL300 job so: 65.0 top-1 on validation in 50.6 minutes (the decay after epoch 89 instead of 103; Release 14).
 MIXUP_LARGE_SET_MINUTES = 50.0
+# ... up to this many training clips, the range measured (WLASL300's 1,876). Above it (WLASL1000 and WLASL2000, about
+# 10 clips a sign but 5-14 thousand clips) 50 minutes would be a few dozen epochs on a CPU, so such a set trains
+# without mixup and without a cap, as before; `--mixup` and `--max-minutes` ask for them.
+MIXUP_CAPPED_MAX_CLIPS = 3000
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]

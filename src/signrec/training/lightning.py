@@ -586,16 +586,16 @@ def fit(
         stopped = f"the validated run's length ({max_epochs} epochs)"
     elif plateau and plateau.finished and plateau.timed:
         stopped = (f"the time cap ({config.max_minutes:g} min): validation was still improving (last at epoch "
-                   f"{plateau.plateau_after}) when the rate's decay had to start to end in time, at epoch "
-                   f"{plateau.decay_start}; then {plateau.decay_epochs} epochs of decay")  # fmt: skip
+                   f"{plateau.plateau_after}) when the rate's decay had to start to end in time, after epoch "
+                   f"{plateau.decay_start}; then {epochs(plateau.decay_epochs)} of decay")  # fmt: skip
     elif plateau and plateau.finished:
         stopped = (f"validation (no better val loss for {config.plateau_wait} epochs after epoch {plateau.plateau_after} "
                    f"by epoch {plateau.decay_start}, then {plateau.decay_epochs} epochs of decay)")  # fmt: skip
     elif config.max_minutes and trainer.current_epoch < config.max_epochs and not stop.stopped_epoch:
         stopped = f"time cap ({config.max_minutes:g} min)"
         if plateau and plateau.decay_start is not None:  # the epochs ran slower than those that planned the decay
-            stopped += (f", {plateau.decay_start + plateau.decay_epochs - len(history.rows)} epochs before the end of "
-                        f"the rate's decay (from epoch {plateau.decay_start})")  # fmt: skip
+            stopped += (f", {epochs(plateau.decay_start + plateau.decay_epochs - len(history.rows))} before the end "
+                        f"of the rate's decay (which started after epoch {plateau.decay_start})")  # fmt: skip
     elif stop.stopped_epoch:
         stopped = f"early stopping (no better val loss for {config.patience} epochs)"
     else:
