@@ -239,8 +239,8 @@ def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], store: KeypointStor
     """`jobs` with the best model's refit and mixup as the command set them, or, where it left them to signrec
     (None), decided from the `train` clips of `store`: the refit for at most SMALL_SET_MAX_CLIPS clips in
     `one_process`, mixup for at most MIXUP_MAX_CLIPS_A_SIGN a sign and MIXUP_CAPPED_MAX_CLIPS clips, and with it on
-    more than SMALL_SET_MAX_CLIPS clips a training cap of MIXUP_LARGE_SET_MINUTES unless the command gave one. Every process of a run decides
-    alike; rank 0 says what it chose (`log`; None on the others)."""
+    more than SMALL_SET_MAX_CLIPS clips a training cap of MIXUP_LARGE_SET_MINUTES unless the command gave one.
+    Every process of a run decides alike; rank 0 says what it chose (`log`; None on the others)."""
     if not any(name == "best" for name, _, _ in jobs):
         return jobs
     small = len(train) <= SMALL_SET_MAX_CLIPS
@@ -259,9 +259,9 @@ def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], store: KeypointStor
             f"{MIXUP_MAX_CLIPS_A_SIGN}{'' if capped_range else f'; more than {MIXUP_CAPPED_MAX_CLIPS} clips'}"
             f"; --refit/--no-refit and --mixup decide)")  # fmt: skip
         if minutes != given:
-            log(f"best model: training capped at {minutes:g} min a model, as mixup on a set this size trains 2-3 times the "
-                f"epochs; the rate's decay starts in time to end by then (--max-minutes sets another cap, --mixup 0 "
-                f"trains without mixup or cap)")  # fmt: skip
+            log(f"best model: training capped at {minutes:g} min a model, as mixup on a set this size trains 2-3 "
+                f"times the epochs; the rate's decay starts in time to end by then (--max-minutes sets another cap, "
+                f"--mixup 0 trains without mixup or cap)")  # fmt: skip
     return [(n, r.with_config(refit=refit, mixup=mixup, max_minutes=minutes) if n == "best" else r, fw)
             for n, r, fw in jobs]  # fmt: skip
 
@@ -319,9 +319,9 @@ def run(
 
     `mixup`: the best model trains with mixup of this Beta alpha (`TrainConfig.mixup`; 0: without); by default
     (None) MIXUP_ALPHA when the split trains on at most MIXUP_MAX_CLIPS_A_SIGN clips a sign on average and at most
-    MIXUP_CAPPED_MAX_CLIPS clips, else without. On a split of more than SMALL_SET_MAX_CLIPS training clips the mixup chosen so comes with a cap of
-    MIXUP_LARGE_SET_MINUTES on the best model's training, unless `max_minutes` sets one (mixup trains 2-3 times
-    the epochs; the plateau schedule starts its decay in time to end within the cap).
+    MIXUP_CAPPED_MAX_CLIPS clips, else without. On a split of more than SMALL_SET_MAX_CLIPS training clips the
+    mixup chosen so comes with a cap of MIXUP_LARGE_SET_MINUTES on the best model's training, unless `max_minutes`
+    sets one (mixup trains 2-3 times the epochs; the plateau schedule starts its decay in time to end within it).
     """
     from . import wlasl
     from .extract import extract
