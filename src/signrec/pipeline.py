@@ -248,7 +248,7 @@ def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], store: KeypointStor
     refit = small and one_process if refit is None else refit
     chosen = mixup is None
     capped_range = len(train) <= MIXUP_CAPPED_MAX_CLIPS
-    mixup = (MIXUP_ALPHA if a_sign <= MIXUP_MAX_CLIPS_A_SIGN and capped_range else 0.0) if mixup is None else mixup
+    mixup = (MIXUP_ALPHA if a_sign <= MIXUP_MAX_CLIPS_A_SIGN and capped_range else 0.0) if chosen else mixup
     given = next(r.config.max_minutes for n, r, _ in jobs if n == "best")
     minutes = MIXUP_LARGE_SET_MINUTES if chosen and mixup and not small and given is None else given
     if log is not None:

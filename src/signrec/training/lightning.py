@@ -208,10 +208,12 @@ class _Plateau(L.Callback):
         holds the decay that would start after one more epoch no longer), else 0. The estimate is the mean of
         the last 10 epochs (validation included) and 10% to spare; a decay that no longer fits whole is shortened
         to what fits. Rank 0 decides and the others follow, so every process of a distributed run starts alike."""
+        if not self.minutes or self.decay_start is not None:  # the same on every process: nothing to agree on
+            return 0
         self._ends = [*self._ends[-10:], time.perf_counter()]
         timer = next((c for c in trainer.callbacks if isinstance(c, L.pytorch.callbacks.Timer)), None)
         length = 0
-        if self.minutes and timer is not None and self.decay_start is None and len(self._ends) > 1 and done > self.warm:
+        if timer is not None and len(self._ends) > 1 and done > self.warm:
             per_epoch = 1.1 * (self._ends[-1] - self._ends[0]) / (len(self._ends) - 1)
             left = timer.time_remaining("train") or 0.0
             if per_epoch * (1 + self._length(done + 1)) > left:
