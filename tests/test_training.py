@@ -327,6 +327,71 @@ def test_a_data_worker_only_where_it_repays_its_start(monkeypatch):
     assert (choice(0.004, planned=10_000).threads, choice(0.004, planned=10_000).workers) == (2, 0)
 
 
+def test_beside_a_gpu_the_cores_make_batches(monkeypatch):
+    """Training on a GPU leaves the CPU only the batches to make: up to MAX_GPU_WORKERS workers, one core kept
+    for the training process, no CPU steps timed; none where the whole run's batches would not repay them."""
+    import torch
+
+    from signrec.training import threads as thread_choice
+
+    def never(*args, **kwargs):
+        raise AssertionError("CPU training steps timed for a run on a GPU")
+
+    monkeypatch.setattr(thread_choice, "_time_steps", never)
+    model = torch.nn.Linear(4, 3)
+    batch = (torch.randn(8, 4), None, torch.randint(0, 3, (8,)))
+
+    def choice(cores, planned, data_seconds=0.05):
+        monkeypatch.setattr(thread_choice, "cores", lambda: cores)
+        return thread_choice.choose(model, batch, torch.nn.functional.cross_entropy, lambda: time.sleep(data_seconds),
+                                    None, planned, accelerator=True)  # fmt: skip
+
+    threads = torch.get_num_threads()
+    try:
+        big = choice(16, planned=10_000)
+        assert (big.workers, big.threads) == (thread_choice.MAX_GPU_WORKERS, 16 - thread_choice.MAX_GPU_WORKERS)
+        assert "8 data workers on 16 cores" in big.how
+        assert (choice(4, planned=10_000).workers, choice(4, planned=10_000).threads) == (3, 1)
+        assert choice(1, planned=10_000).workers == 0  # no core to spare
+        assert choice(16, planned=20).workers == 0  # one second of batches does not repay starting processes
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_validation_clips_are_made_once_and_kept_for_later_epochs(webcam_signer, monkeypatch):
+    """Validation inputs are the same every epoch: each is read and preprocessed once, then kept (within a memory
+    budget, past which clips are made anew each time), and what is kept is what would be made."""
+    from signrec.training import lightning as tl
+    from signrec.transforms import Augment
+
+    store = open_store(webcam_signer)
+    clips = store.clips[:5]
+    made: list[int] = []
+
+    def preprocess(a):
+        made.append(len(a))
+        return np.asarray(a, dtype=np.float32) * 2
+
+    kept = tl.ClipDataset(store, clips, np.arange(5), preprocess, keep=True)
+    epochs = [[kept[i] for i in range(5)] for _ in range(3)]
+    assert len(made) == 5  # three epochs, each clip made once
+    for i, c in enumerate(clips):
+        for epoch in epochs:
+            np.testing.assert_array_equal(epoch[i][0], np.asarray(store.read(c), dtype=np.float32) * 2)
+            assert epoch[i][1] == i
+    one = epochs[0][0][0].nbytes
+    monkeypatch.setattr(tl, "KEEP_BYTES", 2 * one)  # room for about two clips
+    made.clear()
+    budget = tl.ClipDataset(store, clips, np.arange(5), preprocess, keep=True)
+    for _ in range(2):
+        for i in range(5):
+            budget[i]
+    assert budget.kept_bytes <= 2 * one and 1 <= len(budget.kept) < 5
+    assert len(made) == 5 + 5 - len(budget.kept)  # the others made again in the second epoch
+    with pytest.raises(ValueError, match="without augmentation"):
+        tl.ClipDataset(store, clips, np.arange(5), preprocess, Augment(), keep=True)
+
+
 def test_the_data_and_the_random_state_do_not_depend_on_where_batches_are_made(webcam_signer, monkeypatch):
     """The thread measurement decides, from the machine's load, whether a worker makes the batches and how many
     probe steps it takes; neither may change a run: augmented clips are the same in a worker as in place, and the

@@ -48,23 +48,41 @@ LAUNCH_VARS = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_S
 CHILD_EXIT_SECONDS = 120.0
 
 
+# Validation inputs kept in memory across epochs, at most (WLASL300's 443 validation clips: about 30 MB).
+KEEP_BYTES = 1 << 30
+
+
 class ClipDataset(torch.utils.data.Dataset):
     """`(model input, label)` for clips of a store: read on demand, then `augment` (training only) and
     `preprocess`. The augmentation of clip i the k-th time it is read is drawn from a generator seeded with
     (seed, i, k), so a run's data are the same whether batches are made here or in a worker process (which the
-    thread measurement chooses from the machine's load)."""
+    thread measurement chooses from the machine's load).
+
+    With `keep` (validation: no augmentation, the same clips every epoch) each clip's model input is kept in memory
+    the first time it is made, up to KEEP_BYTES in all, and later epochs neither read nor preprocess it again."""
 
     def __init__(self, store: KeypointStore, clips: list[Clip], targets: np.ndarray,
                  preprocess: Callable[[np.ndarray], np.ndarray],
-                 augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None, seed: int = 0):  # fmt: skip
+                 augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None, seed: int = 0,
+                 keep: bool = False):  # fmt: skip
+        if keep and augment is not None:
+            raise ValueError("only clips without augmentation (the same every time) can be kept")
         self.store, self.clips, self.targets = store, clips, np.asarray(targets, dtype=np.int64)
         self.preprocess, self.augment, self.seed = preprocess, augment, seed
         self.draws = np.zeros(len(clips), dtype=np.int64)  # times each clip was read (one worker reads them all)
+        self.keep, self.kept, self.kept_bytes = keep, {}, 0
 
     def __len__(self) -> int:
         return len(self.clips)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        if self.keep:
+            x = self.kept.get(i)
+            if x is None:
+                x = self.preprocess(self.store.read(self.clips[i]))
+                if self.kept_bytes + x.nbytes <= KEEP_BYTES:
+                    self.kept[i], self.kept_bytes = x, self.kept_bytes + x.nbytes
+            return x, int(self.targets[i])
         raw = self.store.read(self.clips[i])
         if self.augment is not None:
             rng = np.random.default_rng((self.seed, i, int(self.draws[i])))
@@ -388,11 +406,12 @@ def loaders(store: KeypointStore, train: tuple[list[Clip], np.ndarray], val: tup
     """Training (shuffled, augmented) and validation loaders over the store, for process `rank` of `world`."""
     batches = collate(padding, fixed_frames)
     # Workers are spawned, not forked: a fork of a process that runs JAX's or MediaPipe's threads can deadlock.
-    # Only the training loader gets the worker: validation batches are not augmented and come once an epoch.
+    # Only the training loader gets the worker: validation batches are not augmented, so each clip is made once and
+    # kept for the epochs after.
     extra = ({"num_workers": workers, "persistent_workers": True, "multiprocessing_context": "spawn"}
              if workers else {})  # fmt: skip
     train_ds = ClipDataset(store, *train, preprocess, augment, config.seed + rank)
-    val_ds = ClipDataset(store, *val, preprocess)
+    val_ds = ClipDataset(store, *val, preprocess, keep=True)
     if world == 1:
         train_dl = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True, collate_fn=batches,
                               generator=torch.Generator().manual_seed(config.seed), **extra)  # fmt: skip
@@ -514,7 +533,8 @@ def fit(
         per_process = max(1, thread_choice.cores() // config.devices)
     max_epochs = replay["epochs"] if replay else config.max_epochs
     planned = len(train_dl) * max_epochs
-    choice = thread_choice.choose(model, probe_batch, loss, lambda: next(iter(train_dl)), per_process, planned)
+    choice = thread_choice.choose(model, probe_batch, loss, lambda: next(iter(train_dl)), per_process, planned,
+                                  accelerator=torch.cuda.is_available())  # Lightning's "auto" trains there
     if config.threads is None and config.devices > 1:
         choice.how = f"{thread_choice.cores()} cores shared by {config.devices} processes"
     data = _Data(lambda rank, world: loaders(store, train, val, preprocess, augment, config, padding, fixed_frames,

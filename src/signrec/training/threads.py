@@ -22,6 +22,9 @@ STEPS = 3  # timed training steps per candidate (after one warm-up step)
 # What starting a spawned data worker costs once (a fresh interpreter importing torch and signrec): about 4 s on
 # an idle 2-core machine, 10-12 s on a busy one (measured with benchmarks/bench_threads.py's busy process).
 WORKER_START_SECONDS = 10.0
+# On a GPU the training step leaves the CPU free and is short, so batches (augmentation and features, numpy) are
+# what an epoch waits for: this many worker processes at most make them, one core left to the training process.
+MAX_GPU_WORKERS = 8
 
 
 @dataclass
@@ -93,7 +96,7 @@ def can_spawn() -> bool:
 
 
 def choose(model: Any, batch: tuple, loss_fn: Callable, make_batch: Callable[[], Any] | None = None,
-           fixed: int | None = None, planned_steps: int | None = None) -> ThreadChoice:  # fmt: skip
+           fixed: int | None = None, planned_steps: int | None = None, accelerator: bool = False) -> ThreadChoice:  # fmt: skip
     """Pick threads and workers for training `model` on batches like `batch` = (x, mask, y).
 
     A deep copy of the model takes the timed steps, so training starts from the same weights either way, and the
@@ -111,11 +114,27 @@ def choose(model: Any, batch: tuple, loss_fn: Callable, make_batch: Callable[[],
         t = time.perf_counter()
         make_batch()
         data = time.perf_counter() - t
+    if accelerator:
+        workers = gpu_workers(n, data, planned_steps) if can_spawn() else 0
+        torch.set_num_threads(fixed or max(1, n - workers))
+        return ThreadChoice(fixed or max(1, n - workers), workers, {}, data,
+                            f"GPU: {workers} data worker{'s' if workers != 1 else ''} on {n} cores")  # fmt: skip
     if fixed is not None:
         torch.set_num_threads(fixed)
         return ThreadChoice(fixed, 0, {}, data, "given")
     with torch.random.fork_rng(devices=[]):
         return _measure(model, batch, loss_fn, data, n, planned_steps)
+
+
+def gpu_workers(cores: int, data_seconds: float, planned_steps: int | None) -> int:
+    """Data workers beside a GPU: one core for the training process, the others (MAX_GPU_WORKERS at most) making
+    batches, when making them over the run costs more than starting the workers; else none."""
+    if cores < 2 or data_seconds <= 0:
+        return 0
+    workers = min(MAX_GPU_WORKERS, cores - 1)
+    if planned_steps is not None and data_seconds * planned_steps <= 3 * WORKER_START_SECONDS:
+        return 0
+    return workers
 
 
 def _measure(model: Any, batch: tuple, loss_fn: Callable, data: float, n: int, planned_steps: int | None) -> ThreadChoice:
