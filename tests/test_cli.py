@@ -157,8 +157,9 @@ def test_run_refits_and_mixes_up_the_best_model_by_default_where_the_measurement
 
 def test_run_caps_the_best_models_training_where_it_chose_mixup_on_a_larger_set(data_dir, monkeypatch):
     """Issue 14: on a set over SMALL_SET_MAX_CLIPS (WLASL300: 1,876 training clips, 6.3 a sign) `signrec run`
-    chooses mixup too, with a cap on the best model's training (MIXUP_LARGE_SET_MINUTES), as mixup trains 2-3 times
-    the epochs: the job stays within the hour. A cap or a mixup the command gave stays as it is."""
+    chooses mixup too, and with it a refit and a cap on the validated model's training (REFIT_LARGE_SET_MINUTES), as
+    mixup trains 2-3 times the epochs: the pair stays within the hour. Without the refit (--no-refit, or several
+    processes) one model is capped at MIXUP_LARGE_SET_MINUTES. A cap or a mixup the command gave stays as it is."""
     from signrec import pipeline
     from signrec.store import open_store
 
@@ -167,20 +168,25 @@ def test_run_caps_the_best_models_training_where_it_chose_mixup_on_a_larger_set(
     many = open_store(data_dir / "keypoints" / "webcam" / "akashsharma095")  # 30 a sign
     seen: list[str] = []
 
-    def best(store, mixup=None, max_minutes=None, log=seen.append):
+    def best(store, mixup=None, max_minutes=None, log=seen.append, refit=None, one_process=True):
         jobs = pipeline.recipes_for(("reference-torch", "best"), 0, False, None, max_minutes, None)
-        made = {n: r for n, r, _ in pipeline._small_set_defaults(jobs, store, [c.path for c in store], None, mixup,
-                                                                  True, log)}  # fmt: skip
+        made = {n: r for n, r, _ in pipeline._small_set_defaults(jobs, store, [c.path for c in store], refit, mixup,
+                                                                  one_process, log)}  # fmt: skip
         assert made["reference-torch"].config.max_minutes == max_minutes  # the other models as the command says
         return made["best"].config.refit, made["best"].config.mixup, made["best"].config.max_minutes
 
-    assert best(few) == (False, 0.4, pipeline.MIXUP_LARGE_SET_MINUTES) == (False, 0.4, 50)
-    assert "best model: training capped at 50 min a model" in seen[-1] and "--max-minutes sets another cap" in seen[-1]
+    assert best(few) == (True, 0.4, pipeline.REFIT_LARGE_SET_MINUTES) == (True, 0.4, 25)
+    assert "a refit on training + validation clips too, mixup 0.4" in seen[-2]
+    assert "training capped at 25 min a model and its refit as many epochs" in seen[-1]
+    assert "--no-refit: one model, capped at 50 min" in seen[-1] and "--max-minutes sets another cap" in seen[-1]
+    assert best(few, refit=False) == (False, 0.4, pipeline.MIXUP_LARGE_SET_MINUTES) == (False, 0.4, 50)
+    assert "training capped at 50 min a model, as mixup" in seen[-1]
+    assert best(few, one_process=False) == (False, 0.4, 50)  # several processes train no refit
     count = len(seen)
-    assert best(few, max_minutes=30) == (False, 0.4, 30) and len(seen) == count + 1  # the command's cap, unremarked
+    assert best(few, max_minutes=30) == (True, 0.4, 30) and len(seen) == count + 1  # the command's cap, unremarked
     assert best(few, mixup=0.4) == (False, 0.4, None)  # mixup asked for: the whole schedule, as before
     assert best(many) == (False, 0, None) and best(few, mixup=0.0) == (False, 0, None)
-    assert best(few, log=None) == (False, 0.4, 50)  # the other processes of a run decide alike
+    assert best(few, log=None) == (True, 0.4, 25)  # the other processes of a run decide alike
     monkeypatch.setattr(pipeline, "MIXUP_CAPPED_MAX_CLIPS", 45)  # beyond the range measured (WLASL1000, 2000): as before
     assert best(few) == (False, 0, None) and "no mixup (51 training clips" in seen[-1] and "more than 45 clips" in seen[-1]
     assert best(few, mixup=0.4, max_minutes=30) == (False, 0.4, 30)

@@ -23,6 +23,7 @@ from .training.config import (
     MIXUP_CAPPED_MAX_CLIPS,
     MIXUP_LARGE_SET_MINUTES,
     MIXUP_MAX_CLIPS_A_SIGN,
+    REFIT_LARGE_SET_MINUTES,
     SMALL_SET_MAX_CLIPS,
     TrainConfig,
 )
@@ -239,18 +240,21 @@ def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], store: KeypointStor
     """`jobs` with the best model's refit and mixup as the command set them, or, where it left them to signrec
     (None), decided from the `train` clips of `store`: the refit for at most SMALL_SET_MAX_CLIPS clips in
     `one_process`, mixup for at most MIXUP_MAX_CLIPS_A_SIGN a sign and MIXUP_CAPPED_MAX_CLIPS clips, and with it on
-    more than SMALL_SET_MAX_CLIPS clips a training cap of MIXUP_LARGE_SET_MINUTES unless the command gave one.
+    more than SMALL_SET_MAX_CLIPS clips the refit too (in `one_process`) and a cap on the validated model's training
+    unless the command gave one: REFIT_LARGE_SET_MINUTES with a refit, MIXUP_LARGE_SET_MINUTES without.
     Every process of a run decides alike; rank 0 says what it chose (`log`; None on the others)."""
     if not any(name == "best" for name, _, _ in jobs):
         return jobs
     small = len(train) <= SMALL_SET_MAX_CLIPS
     a_sign = len(train) / max(1, len({store.get(p).gloss for p in train}))
-    refit = small and one_process if refit is None else refit
     chosen = mixup is None
     capped_range = len(train) <= MIXUP_CAPPED_MAX_CLIPS
     mixup = (MIXUP_ALPHA if a_sign <= MIXUP_MAX_CLIPS_A_SIGN and capped_range else 0.0) if chosen else mixup
+    capped = chosen and mixup and not small  # a larger set with the mixup chosen here: a pair inside the hour
+    refit = (small or capped) and one_process if refit is None else refit
     given = next(r.config.max_minutes for n, r, _ in jobs if n == "best")
-    minutes = MIXUP_LARGE_SET_MINUTES if chosen and mixup and not small and given is None else given
+    cap = REFIT_LARGE_SET_MINUTES if refit else MIXUP_LARGE_SET_MINUTES
+    minutes = cap if capped and given is None else given
     if log is not None:
         log(f"best model: {'a refit on training + validation clips too' if refit else 'no refit'}, "
             f"{f'mixup {mixup:g}' if mixup else 'no mixup'} ({len(train)} training clips, "
@@ -259,9 +263,11 @@ def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], store: KeypointStor
             f"{MIXUP_MAX_CLIPS_A_SIGN}{'' if capped_range else f'; more than {MIXUP_CAPPED_MAX_CLIPS} clips'}"
             f"; --refit/--no-refit and --mixup decide)")  # fmt: skip
         if minutes != given:
-            log(f"best model: training capped at {minutes:g} min a model, as mixup on a set this size trains 2-3 "
-                f"times the epochs; the rate's decay starts in time to end by then (--max-minutes sets another cap, "
-                f"--mixup 0 trains without mixup or cap)")  # fmt: skip
+            pair = (f" and its refit as many epochs, so that the two end within the hour (--no-refit: one model, "
+                    f"capped at {MIXUP_LARGE_SET_MINUTES:g} min)" if refit else "")  # fmt: skip
+            log(f"best model: training capped at {minutes:g} min a model{pair}, as mixup on a set this size trains "
+                f"2-3 times the epochs; the rate's decay starts in time to end by then (--max-minutes sets another "
+                f"cap, --mixup 0 trains without mixup or cap)")  # fmt: skip
     return [(n, r.with_config(refit=refit, mixup=mixup, max_minutes=minutes) if n == "best" else r, fw)
             for n, r, fw in jobs]  # fmt: skip
 
