@@ -321,13 +321,16 @@ def run(
     `refit`: once validation has chosen how long the best model trains, a second one trains on the training and
     validation clips together for as long, and the two answer together (see `training.runner`); the report's
     validation figures are of the validated model alone. It about doubles the best model's training time; by
-    default (None) it is on when one process trains and the split trains on at most SMALL_SET_MAX_CLIPS clips.
+    default (None) it is on when one process trains and the split trains on at most SMALL_SET_MAX_CLIPS clips, or
+    on more with the mixup chosen by default (below).
 
     `mixup`: the best model trains with mixup of this Beta alpha (`TrainConfig.mixup`; 0: without); by default
     (None) MIXUP_ALPHA when the split trains on at most MIXUP_MAX_CLIPS_A_SIGN clips a sign on average and at most
     MIXUP_CAPPED_MAX_CLIPS clips, else without. On a split of more than SMALL_SET_MAX_CLIPS training clips the
-    mixup chosen so comes with a cap of MIXUP_LARGE_SET_MINUTES on the best model's training, unless `max_minutes`
-    sets one (mixup trains 2-3 times the epochs; the plateau schedule starts its decay in time to end within it).
+    mixup chosen so comes with a cap on the validated model's training, unless `max_minutes` sets one (mixup trains
+    2-3 times the epochs; the plateau schedule starts its decay in time to end within it): REFIT_LARGE_SET_MINUTES
+    with the refit (its default there in one process), so that it and the refit end within the hour, else
+    MIXUP_LARGE_SET_MINUTES.
     """
     from . import wlasl
     from .extract import extract
