@@ -338,13 +338,14 @@ def test_beside_a_gpu_the_cores_make_batches(monkeypatch):
         raise AssertionError("CPU training steps timed for a run on a GPU")
 
     monkeypatch.setattr(thread_choice, "_time_steps", never)
+    monkeypatch.setattr(thread_choice, "can_spawn", lambda: True)
     model = torch.nn.Linear(4, 3)
     batch = (torch.randn(8, 4), None, torch.randint(0, 3, (8,)))
 
-    def choice(cores, planned, data_seconds=0.05):
+    def choice(cores, planned, data_seconds=0.05, fixed=None):
         monkeypatch.setattr(thread_choice, "cores", lambda: cores)
         return thread_choice.choose(model, batch, torch.nn.functional.cross_entropy, lambda: time.sleep(data_seconds),
-                                    None, planned, accelerator=True)  # fmt: skip
+                                    fixed, planned, accelerator=True)  # fmt: skip
 
     threads = torch.get_num_threads()
     try:
@@ -354,6 +355,11 @@ def test_beside_a_gpu_the_cores_make_batches(monkeypatch):
         assert (choice(4, planned=10_000).workers, choice(4, planned=10_000).threads) == (3, 1)
         assert choice(1, planned=10_000).workers == 0  # no core to spare
         assert choice(16, planned=20).workers == 0  # one second of batches does not repay starting processes
+        # --threads 4, or one of four processes on 16 cores: the workers come out of that share, not the machine
+        given = choice(16, planned=10_000, fixed=4)
+        assert (given.workers, given.threads) == (3, 1) and "3 data workers on 4 cores" in given.how
+        monkeypatch.setattr(thread_choice, "can_spawn", lambda: False)  # a script a worker cannot re-import
+        assert (choice(16, planned=10_000).workers, choice(16, planned=10_000).threads) == (0, 16)
     finally:
         torch.set_num_threads(threads)
 
@@ -390,6 +396,58 @@ def test_validation_clips_are_made_once_and_kept_for_later_epochs(webcam_signer,
     assert len(made) == 5 + 5 - len(budget.kept)  # the others made again in the second epoch
     with pytest.raises(ValueError, match="without augmentation"):
         tl.ClipDataset(store, clips, np.arange(5), preprocess, Augment(), keep=True)
+    # the reference recipe's preprocessing can hand back a view of the stored file: what is kept is a read-only copy
+    monkeypatch.setattr(tl, "KEEP_BYTES", 1 << 30)
+    views = tl.ClipDataset(store, clips, np.arange(5), lambda a: a, keep=True)
+    x, _ = views[0]
+    assert x.flags.owndata and not x.flags.writeable
+    np.testing.assert_array_equal(x, store.read(clips[0]))
+    from signrec.training.config import TrainConfig
+
+    train_dl, val_dl = tl.loaders(store, (clips[:3], np.arange(3)), (clips[3:], np.arange(2)), preprocess, None,
+                                  TrainConfig(), "post", None)  # fmt: skip
+    assert val_dl.dataset.keep and not train_dl.dataset.keep  # validation kept, training made anew
+
+
+def test_several_data_workers_draw_each_clips_augmentation_by_epoch(webcam_signer):
+    """Each data worker counts only the clips it reads, so with several (beside a GPU) a clip's k-th draw would
+    repeat across workers and depend on how many there are: there the loader asks for (clip, epoch), the epoch
+    numbering the draws. Two workers then give what batches made in place give, each epoch new augmentation."""
+    import torch
+    from lightning.fabric.utilities.data import _set_sampler_epoch
+    from torch.utils.data import DataLoader
+
+    from signrec.training import lightning as tl
+    from signrec.training.config import TrainConfig
+    from signrec.transforms import Augment
+
+    store = open_store(webcam_signer)
+    clips = store.clips[:6]
+
+    def epochs(workers):
+        train_dl, _ = tl.loaders(store, (clips, np.arange(6)), (clips[:1], np.zeros(1)), lambda a: a, Augment(),
+                                 TrainConfig(seed=2), "post", None, workers=workers)  # fmt: skip
+        if workers < 2:
+            train_dl = DataLoader(train_dl.dataset, batch_size=None, sampler=tl.EpochDraws(train_dl.sampler))
+        else:
+            assert isinstance(train_dl.sampler, tl.EpochDraws)
+            train_dl = DataLoader(train_dl.dataset, batch_size=None, sampler=train_dl.sampler, num_workers=workers,
+                                  persistent_workers=True, multiprocessing_context="fork")  # fmt: skip
+        out = []
+        for epoch in range(3):
+            _set_sampler_epoch(train_dl, epoch)  # what Lightning does before each epoch
+            out.append({int(y): x for x, y in train_dl})
+        return out
+
+    here, there = epochs(0), epochs(2)
+    for a, b in zip(here, there, strict=True):
+        assert sorted(a) == sorted(b) == list(range(6))
+        for i in range(6):
+            np.testing.assert_array_equal(a[i], b[i])
+    for i in range(6):  # a clip is augmented anew each epoch
+        assert not np.array_equal(here[0][i], here[1][i]) and not np.array_equal(here[1][i], here[2][i])
+    assert isinstance(tl.loaders(store, (clips, np.arange(6)), (clips[:1], np.zeros(1)), lambda a: a, Augment(),
+                                 TrainConfig(), "post", None, workers=1)[0].sampler, torch.utils.data.RandomSampler)
 
 
 def test_the_data_and_the_random_state_do_not_depend_on_where_batches_are_made(webcam_signer, monkeypatch):

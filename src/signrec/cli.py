@@ -551,12 +551,12 @@ def _run(p: argparse.ArgumentParser) -> None:
     _data_args(p)
     _training_args(p)
     _ensemble_arg(p, "the best model", f"on when one process trains on at most {SMALL_SET_MAX_CLIPS:,} clips, or "
-                  f"on more with the mixup chosen by default")  # fmt: skip
+                  f"on more with the mixup chosen by default; several processes train no refit")  # fmt: skip
     _mixup_arg(p, "of the best model ", f"{MIXUP_ALPHA:g} when the split trains on at most {MIXUP_MAX_CLIPS_A_SIGN} "
                f"clips a sign on average and {MIXUP_CAPPED_MAX_CLIPS:,} in all, else 0; on more than "
                f"{SMALL_SET_MAX_CLIPS:,} clips with the validated model's training capped at "
-               f"{REFIT_LARGE_SET_MINUTES:g} min and its refit as many epochs ({MIXUP_LARGE_SET_MINUTES:g} min with "
-               f"--no-refit) unless --max-minutes says otherwise")  # fmt: skip
+               f"{REFIT_LARGE_SET_MINUTES:g} min and its refit as many epochs ({MIXUP_LARGE_SET_MINUTES:g} min "
+               f"without a refit: --no-refit or several processes) unless --max-minutes says otherwise")  # fmt: skip
     _device_args(p)
 
     def run(args: argparse.Namespace) -> int:

@@ -250,7 +250,7 @@ def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], store: KeypointStor
     chosen = mixup is None
     capped_range = len(train) <= MIXUP_CAPPED_MAX_CLIPS
     mixup = (MIXUP_ALPHA if a_sign <= MIXUP_MAX_CLIPS_A_SIGN and capped_range else 0.0) if chosen else mixup
-    capped = chosen and mixup and not small  # a larger set with the mixup chosen here: a pair inside the hour
+    capped = bool(chosen and mixup and not small)  # a larger set with the mixup chosen here: a pair inside the hour
     refit = (small or capped) and one_process if refit is None else refit
     given = next(r.config.max_minutes for n, r, _ in jobs if n == "best")
     cap = REFIT_LARGE_SET_MINUTES if refit else MIXUP_LARGE_SET_MINUTES

@@ -98,8 +98,9 @@ class TrainConfig:
 
 # `signrec run` refits its best model by default (`TrainConfig.refit`) when the split trains on at most this many
 # clips: there a few clips a sign are all it has, and twice the training is minutes; above it (WLASL300's 1,876
-# training clips took about 40 minutes without a refit on 2 cores) it would push the job past an hour, so it is
-# asked for with --refit.
+# training clips took about 40 minutes without a refit on 2 cores) two whole trainings would push the job past an
+# hour, so there it refits only with the mixup it chose and the cap that comes with it (REFIT_LARGE_SET_MINUTES,
+# below), or when asked with --refit.
 SMALL_SET_MAX_CLIPS = 1000
 # It trains it with mixup of MIXUP_ALPHA (`TrainConfig.mixup`) on a set with at most MIXUP_MAX_CLIPS_A_SIGN
 # training clips a sign on average: on WLASL100 (7 a sign) mixup took validation from 73.9

@@ -1,7 +1,8 @@
 """Training PyTorch models with PyTorch Lightning. The network is a plain nn.Module; this only wraps training.
 
-Clips are read from the store on demand (`ClipDataset`), augmented and preprocessed anew each epoch, and
-batched by `signrec.batching`; nothing holds the data set in memory. SIGINT (Ctrl-C) and SIGTERM (what a
+Training clips are read from the store on demand (`ClipDataset`), augmented and preprocessed anew each epoch, and
+batched by `signrec.batching`; nothing holds the training set in memory (the validation clips' model inputs are
+kept after the first epoch, up to KEEP_BYTES). SIGINT (Ctrl-C) and SIGTERM (what a
 cluster scheduler sends on pre-emption) stop training at the next batch; the best model so far is kept and
 `last.ckpt` lets the same command resume. A time cap (`max_minutes`) stops training the same graceful way.
 
@@ -29,7 +30,7 @@ import lightning as L
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
 from torchmetrics import MeanMetric
 
 from ..batching import collate, mix
@@ -55,11 +56,13 @@ KEEP_BYTES = 1 << 30
 class ClipDataset(torch.utils.data.Dataset):
     """`(model input, label)` for clips of a store: read on demand, then `augment` (training only) and
     `preprocess`. The augmentation of clip i the k-th time it is read is drawn from a generator seeded with
-    (seed, i, k), so a run's data are the same whether batches are made here or in a worker process (which the
-    thread measurement chooses from the machine's load).
+    (seed, i, k), so a run's data are the same whether batches are made here or in one worker process (which the
+    thread measurement chooses from the machine's load). Several workers (beside a GPU) each count only the clips
+    they read, so there the loader asks for `(i, epoch)` (`EpochDraws`) and k is the epoch.
 
     With `keep` (validation: no augmentation, the same clips every epoch) each clip's model input is kept in memory
-    the first time it is made, up to KEEP_BYTES in all, and later epochs neither read nor preprocess it again."""
+    (a read-only copy of its own, never a view of the file) the first time it is made, up to KEEP_BYTES in all, and
+    later epochs neither read nor preprocess it again."""
 
     def __init__(self, store: KeypointStore, clips: list[Clip], targets: np.ndarray,
                  preprocess: Callable[[np.ndarray], np.ndarray],
@@ -69,23 +72,27 @@ class ClipDataset(torch.utils.data.Dataset):
             raise ValueError("only clips without augmentation (the same every time) can be kept")
         self.store, self.clips, self.targets = store, clips, np.asarray(targets, dtype=np.int64)
         self.preprocess, self.augment, self.seed = preprocess, augment, seed
-        self.draws = np.zeros(len(clips), dtype=np.int64)  # times each clip was read (one worker reads them all)
+        self.draws = np.zeros(len(clips), dtype=np.int64)  # times each clip was read (here or in the one worker)
         self.keep, self.kept, self.kept_bytes = keep, {}, 0
 
     def __len__(self) -> int:
         return len(self.clips)
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[np.ndarray, int]:
+        i, epoch = key if isinstance(key, tuple) else (key, None)
         if self.keep:
             x = self.kept.get(i)
             if x is None:
                 x = self.preprocess(self.store.read(self.clips[i]))
-                if self.kept_bytes + x.nbytes <= KEEP_BYTES:
+                if self.kept_bytes + x.nbytes <= KEEP_BYTES:  # a copy: a view would hold the file open
+                    x = np.array(x)
+                    x.setflags(write=False)
                     self.kept[i], self.kept_bytes = x, self.kept_bytes + x.nbytes
             return x, int(self.targets[i])
         raw = self.store.read(self.clips[i])
         if self.augment is not None:
-            rng = np.random.default_rng((self.seed, i, int(self.draws[i])))
+            k = epoch if epoch is not None else int(self.draws[i])
+            rng = np.random.default_rng((self.seed, i, k))
             self.draws[i] += 1
             raw = self.augment(raw, rng)
         return self.preprocess(raw), int(self.targets[i])
@@ -400,28 +407,48 @@ class ShardSampler(Sampler[int]):
         return len(range(self.rank, self.n, self.world))
 
 
+class EpochDraws(Sampler[tuple[int, int]]):
+    """`(index, epoch)` in the order of `inner`: with several data workers each one counts only the clips it reads,
+    so the epoch (which Lightning sets here each epoch, as on any sampler with `set_epoch`) numbers the draws."""
+
+    def __init__(self, inner: Sampler[int]):
+        self.inner, self.epoch = inner, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.inner, "set_epoch"):
+            self.inner.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return ((i, self.epoch) for i in self.inner)
+
+    def __len__(self) -> int:
+        return len(self.inner)  # type: ignore[arg-type]
+
+
 def loaders(store: KeypointStore, train: tuple[list[Clip], np.ndarray], val: tuple[list[Clip], np.ndarray],
             preprocess: Callable, augment: Callable | None, config: TrainConfig, padding: str,
             fixed_frames: int | None, workers: int = 0, rank: int = 0, world: int = 1) -> tuple[DataLoader, DataLoader]:  # fmt: skip
     """Training (shuffled, augmented) and validation loaders over the store, for process `rank` of `world`."""
     batches = collate(padding, fixed_frames)
     # Workers are spawned, not forked: a fork of a process that runs JAX's or MediaPipe's threads can deadlock.
-    # Only the training loader gets the worker: validation batches are not augmented, so each clip is made once and
+    # Only the training loader gets workers: validation batches are not augmented, so each clip is made once and
     # kept for the epochs after.
     extra = ({"num_workers": workers, "persistent_workers": True, "multiprocessing_context": "spawn"}
              if workers else {})  # fmt: skip
     train_ds = ClipDataset(store, *train, preprocess, augment, config.seed + rank)
     val_ds = ClipDataset(store, *val, preprocess, keep=True)
-    if world == 1:
-        train_dl = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True, collate_fn=batches,
-                              generator=torch.Generator().manual_seed(config.seed), **extra)  # fmt: skip
+    shuffle = torch.Generator().manual_seed(config.seed) if world == 1 else None
+    if world == 1:  # what DataLoader's shuffle=True makes (its generator also seeds each epoch's workers)
+        order: Sampler[int] = RandomSampler(train_ds, generator=shuffle)
         val_dl = DataLoader(val_ds, batch_size=config.batch_size, shuffle=False, collate_fn=batches)
-        return train_dl, val_dl
-    # Training: equal shares (DDP steps together), reshuffled each epoch (Lightning calls set_epoch).
-    shares = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
-    train_dl = DataLoader(train_ds, batch_size=config.batch_size, sampler=shares, collate_fn=batches, **extra)
-    val_dl = DataLoader(val_ds, batch_size=config.batch_size, sampler=ShardSampler(len(val_ds), rank, world),
-                        collate_fn=batches)  # fmt: skip
+    else:  # equal shares (DDP steps together), reshuffled each epoch (Lightning calls set_epoch)
+        order = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
+        val_dl = DataLoader(val_ds, batch_size=config.batch_size, sampler=ShardSampler(len(val_ds), rank, world),
+                            collate_fn=batches)  # fmt: skip
+    sampler = EpochDraws(order) if workers > 1 else order
+    train_dl = DataLoader(train_ds, batch_size=config.batch_size, sampler=sampler, collate_fn=batches,
+                          generator=shuffle, **extra)  # fmt: skip
     return train_dl, val_dl
 
 
@@ -536,7 +563,7 @@ def fit(
     choice = thread_choice.choose(model, probe_batch, loss, lambda: next(iter(train_dl)), per_process, planned,
                                   accelerator=torch.cuda.is_available())  # Lightning's "auto" trains there
     if config.threads is None and config.devices > 1:
-        choice.how = f"{thread_choice.cores()} cores shared by {config.devices} processes"
+        choice.how += f" ({thread_choice.cores()} cores shared by {config.devices} processes)"
     data = _Data(lambda rank, world: loaders(store, train, val, preprocess, augment, config, padding, fixed_frames,
                                              choice.workers, rank, world))  # fmt: skip
     plateau = _Plateau(config) if config.schedule == "plateau" else None

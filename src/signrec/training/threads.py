@@ -4,7 +4,8 @@ PyTorch's default (one thread per core) is fast on an idle machine, but on a sma
 (keypoint extraction, a second job) its threads wait for each other and an epoch can take several times as
 long as with one thread. So before training, a few real training steps are timed at each candidate thread
 count, on the machine as it is now, and the fastest wins; so is the time to load and preprocess a batch, to
-decide whether a background data worker pays. `--threads N` skips the measurement.
+decide whether a background data worker pays. `--threads N` skips the measurement. On a GPU nothing is timed:
+the cores (or the N given) make batches in several workers beside the training process (`gpu_workers`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ STEPS = 3  # timed training steps per candidate (after one warm-up step)
 # an idle 2-core machine, 10-12 s on a busy one (measured with benchmarks/bench_threads.py's busy process).
 WORKER_START_SECONDS = 10.0
 # On a GPU the training step leaves the CPU free and is short, so batches (augmentation and features, numpy) are
-# what an epoch waits for: this many worker processes at most make them, one core left to the training process.
+# what an epoch waits for: this many worker processes at most make them, at least one core left to the training
+# process.
 MAX_GPU_WORKERS = 8
 
 
@@ -103,7 +105,10 @@ def choose(model: Any, batch: tuple, loss_fn: Callable, make_batch: Callable[[],
     random state is put back (how many steps the measurement takes depends on the load; the run must not).
     `make_batch` builds one batch from the data (read + augment + preprocess + pad), timed to see whether a
     background worker would hide it; `planned_steps` (steps per epoch x epochs at most) says how much making
-    batches could cost over the whole run, to weigh against what starting a worker costs.
+    batches could cost over the whole run, to weigh against what starting a worker costs. With `accelerator`
+    (training on a GPU) nothing is timed: the CPU only makes batches, so up to MAX_GPU_WORKERS workers make them
+    on this process's cores (`fixed` when given: --threads, or each process's share of the machine; see
+    `gpu_workers`).
     """
     import torch
 
@@ -115,10 +120,11 @@ def choose(model: Any, batch: tuple, loss_fn: Callable, make_batch: Callable[[],
         make_batch()
         data = time.perf_counter() - t
     if accelerator:
-        workers = gpu_workers(n, data, planned_steps) if can_spawn() else 0
-        torch.set_num_threads(fixed or max(1, n - workers))
-        return ThreadChoice(fixed or max(1, n - workers), workers, {}, data,
-                            f"GPU: {workers} data worker{'s' if workers != 1 else ''} on {n} cores")  # fmt: skip
+        share = fixed or n
+        workers = gpu_workers(share, data, planned_steps) if can_spawn() else 0
+        torch.set_num_threads(max(1, share - workers))
+        return ThreadChoice(max(1, share - workers), workers, {}, data,
+                            f"GPU: {workers} data worker{'s' if workers != 1 else ''} on {share} cores")  # fmt: skip
     if fixed is not None:
         torch.set_num_threads(fixed)
         return ThreadChoice(fixed, 0, {}, data, "given")
@@ -127,8 +133,9 @@ def choose(model: Any, batch: tuple, loss_fn: Callable, make_batch: Callable[[],
 
 
 def gpu_workers(cores: int, data_seconds: float, planned_steps: int | None) -> int:
-    """Data workers beside a GPU: one core for the training process, the others (MAX_GPU_WORKERS at most) making
-    batches, when making them over the run costs more than starting the workers; else none."""
+    """Data workers beside a GPU on `cores` cores: at least one core for the training process, the others
+    (MAX_GPU_WORKERS at most) making batches, when making them over the run costs more than starting the workers;
+    else none."""
     if cores < 2 or data_seconds <= 0:
         return 0
     workers = min(MAX_GPU_WORKERS, cores - 1)
