@@ -186,6 +186,8 @@ def test_run_caps_the_best_models_training_where_it_chose_mixup_on_a_larger_set(
     assert best(few, max_minutes=30) == (True, 0.4, 30) and len(seen) == count + 1  # the command's cap, unremarked
     assert best(few, mixup=0.4) == (False, 0.4, None)  # mixup asked for: the whole schedule, as before
     assert best(many) == (False, 0, None) and best(few, mixup=0.0) == (False, 0, None)
+    assert best(many)[0] is False  # a bool in the run card, not mixup's 0.0
+    assert best(few, refit=True) == (True, 0.4, 25) and best(few, refit=True, mixup=0.4) == (True, 0.4, None)
     assert best(few, log=None) == (True, 0.4, 25)  # the other processes of a run decide alike
     monkeypatch.setattr(pipeline, "MIXUP_CAPPED_MAX_CLIPS", 45)  # beyond the range measured (WLASL1000, 2000): as before
     assert best(few) == (False, 0, None) and "no mixup (51 training clips" in seen[-1] and "more than 45 clips" in seen[-1]
