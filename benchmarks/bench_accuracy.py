@@ -273,16 +273,14 @@ def protocol4(data: Path, seeds: int, work: Path) -> list[Task]:
     for seed in range(seeds):
         tasks.append(Task(f"4 (WLASL100, official val)-seed{seed}-w100", w100, make_split(w100, "official"), seed))
         tasks.append(Task(f"4 (WLASL300, official val)-seed{seed}-w300", store, make_split(store, "official"), seed))
-    train_pool = [c.path for c in w100.clips if c.split == "train"]
-    official_val = [c.path for c in w100.clips if c.split == "val"]
-    for seed in range(seeds):  # what a refit buys: validation taken from the training clips, scored on the official val
-        tasks.append(Task(f"4 (WLASL100, val from train, scored on official val)-seed{seed}-inner100", w100,
-                          _val_split(w100, train_pool, official_val, seed, "official train: 85% train, 15% val"), seed))  # fmt: skip
-    pool300 = [c.path for c in store.clips if c.split == "train"]
-    val300 = [c.path for c in store.clips if c.split == "val"]
-    for seed in range(seeds):  # ... and on WLASL300
-        tasks.append(Task(f"4 (WLASL300, val from train, scored on official val)-seed{seed}-inner300", store,
-                          _val_split(store, pool300, val300, seed, "official train: 85% train, 15% val"), seed))  # fmt: skip
+    for name, data_set in (("100", w100), ("300", store)):  # what a refit buys: validation taken from the training
+        # clips, scored on the official val
+        train_pool = [c.path for c in data_set.clips if c.split == "train"]
+        official_val = [c.path for c in data_set.clips if c.split == "val"]
+        for seed in range(seeds):
+            tasks.append(Task(f"4 (WLASL{name}, val from train, scored on official val)-seed{seed}-inner{name}", data_set,
+                              _val_split(data_set, train_pool, official_val, seed, "official train: 85% train, 15% val"),
+                              seed))  # fmt: skip
     for fold in range(2):  # signer-disjoint: train and val pooled, people dealt into 5 folds
         tasks.append(Task(f"4 (WLASL300, signer-disjoint)-seed0-signers{fold}", store, make_split(store, f"signer:{fold}"), 0))
     return tasks

@@ -122,8 +122,9 @@ def choose(model: Any, batch: tuple, loss_fn: Callable, make_batch: Callable[[],
     if accelerator:
         share = fixed or n
         workers = gpu_workers(share, data, planned_steps) if can_spawn() else 0
-        torch.set_num_threads(max(1, share - workers))
-        return ThreadChoice(max(1, share - workers), workers, {}, data,
+        threads = max(1, share - workers)
+        torch.set_num_threads(threads)
+        return ThreadChoice(threads, workers, {}, data,
                             f"GPU: {workers} data worker{'s' if workers != 1 else ''} on {share} cores")  # fmt: skip
     if fixed is not None:
         torch.set_num_threads(fixed)
@@ -136,12 +137,15 @@ def gpu_workers(cores: int, data_seconds: float, planned_steps: int | None) -> i
     """Data workers beside a GPU on `cores` cores: at least one core for the training process, the others
     (MAX_GPU_WORKERS at most) making batches, when making them over the run costs more than starting the workers;
     else none."""
-    if cores < 2 or data_seconds <= 0:
+    if cores < 2 or data_seconds <= 0 or not _repays_workers(data_seconds, planned_steps):
         return 0
-    workers = min(MAX_GPU_WORKERS, cores - 1)
-    if planned_steps is not None and data_seconds * planned_steps <= 3 * WORKER_START_SECONDS:
-        return 0
-    return workers
+    return min(MAX_GPU_WORKERS, cores - 1)
+
+
+def _repays_workers(data_seconds: float, planned_steps: int | None) -> bool:
+    """Whether making batches over the whole run (`planned_steps` of them at most; None: unknown, a long run) costs
+    enough to repay starting worker processes."""
+    return planned_steps is None or data_seconds * planned_steps > 3 * WORKER_START_SECONDS
 
 
 def _measure(model: Any, batch: tuple, loss_fn: Callable, data: float, n: int, planned_steps: int | None) -> ThreadChoice:
@@ -167,8 +171,7 @@ def _measure(model: Any, batch: tuple, loss_fn: Callable, data: float, n: int, p
     # (WLASL300, best recipe: 1 thread 0.28 s a step, 2 threads 0.16 s, a batch 0.32 s: in place 0.48 s a step,
     # with a worker 0.32 s; choosing by the training step alone took the slower one.)
     workers = 0
-    long_enough = planned_steps is None or data * planned_steps > 3 * WORKER_START_SECONDS
-    if n > 1 and data > 0 and long_enough:
+    if n > 1 and data > 0 and _repays_workers(data, planned_steps):
         if str(n - 1) not in measured:
             measured[str(n - 1)] = _time_steps(step, n - 1, give_up_after=1.5 * measured["1"])
         threads = int(min(measured, key=measured.get))  # in place, with every count measured
