@@ -192,3 +192,26 @@ def test_run_caps_the_best_models_training_where_it_chose_mixup_on_a_larger_set(
     monkeypatch.setattr(pipeline, "MIXUP_CAPPED_MAX_CLIPS", 45)  # beyond the range measured (WLASL1000, 2000): as before
     assert best(few) == (False, 0, None) and "no mixup (51 training clips" in seen[-1] and "more than 45 clips" in seen[-1]
     assert best(few, mixup=0.4, max_minutes=30) == (False, 0.4, 30)
+
+
+def test_precision_reaches_the_best_model_from_train_and_run(data_dir, tmp_path, monkeypatch, capsys):
+    """`--precision` on `train` and `run` sets the best model's arithmetic in training; the reference models stay
+    float32 in `run` (the Keras baseline has no other), and the recipe's own default is auto."""
+    from signrec import pipeline
+    from signrec.checkpoint import load_torch
+
+    webcam = data_dir / "keypoints" / "webcam" / "akashsharma095"
+    assert main(["train", str(webcam), "--out", str(tmp_path / "t"), "--recipe", "best", "--precision", "32",
+                 "--max-epochs", "1", "--threads", "1", "--no-progress"]) == 0  # fmt: skip
+    assert load_torch(tmp_path / "t" / "model.pt")[1].training["precision"] == "32"
+    jobs = {n: r for n, r, _ in pipeline.recipes_for(pipeline.RUN_MODELS, 0, False, None, None, None, precision="bf16")}
+    assert [jobs[n].config.precision for n in pipeline.RUN_MODELS] == ["32", "32", "bf16"]
+    assert {n: r.config.precision for n, r, _ in pipeline.recipes_for(("best",), 0, False, None, None, None)} == {"best": "auto"}
+    given = {}
+    monkeypatch.setattr(pipeline, "run", lambda out, **kw: given.update(kw) or (_ for _ in ()).throw(SystemExit(0)))
+    with pytest.raises(SystemExit):
+        main(["run", "--keypoints", str(webcam), "--out", str(tmp_path / "r"), "--precision", "bf16"])
+    assert given["precision"] == "bf16"
+    with pytest.raises(SystemExit) as bad:
+        main(["run", "--keypoints", str(webcam), "--out", str(tmp_path / "r"), "--precision", "fp16"])
+    assert bad.value.code == 2 and "invalid choice: 'fp16'" in capsys.readouterr().err

@@ -910,3 +910,60 @@ def test_a_refit_replays_up_to_the_kept_epoch_or_the_whole_schedule():
     assert r.plan["epochs"] == 40  # the validated run's own record is unchanged
     assert "refit_whole" not in TrainConfig(refit=True).result_settings()  # earlier refits keep their fingerprints
     assert TrainConfig(refit=True, refit_whole=True).result_settings()["refit_whole"] is True
+
+
+def test_mixed_precision_trains_in_bfloat16_and_keeps_float32_weights(webcam_signer, tmp_path, monkeypatch):
+    """precision bf16: the model computes in bfloat16 under autocast in training (faster on a CPU that computes it
+    natively), while the weights, the checkpoint and prediction stay float32; 32 computes in float32 throughout."""
+    import torch
+
+    from signrec.models.convformer import Convformer
+
+    seen, validated = [], []
+    forward = Convformer.forward
+
+    def spy(self, x, mask=None):
+        out = forward(self, x, mask)
+        (seen if self.training else validated).append(out.dtype)
+        return out
+
+    monkeypatch.setattr(Convformer, "forward", spy)
+    clip = np.load(webcam_signer / "hello" / "000.npy")
+    for precision, dtype in (("bf16", torch.bfloat16), ("32", torch.float32)):
+        seen.clear(), validated.clear()
+        r = train(webcam_signer, tmp_path / precision, quick(best(), max_epochs=2, threads=1, precision=precision))
+        assert seen and set(seen) == {dtype}, precision
+        # validation in float32 either way: the accuracy a run records is the one evaluation computes
+        assert validated and set(validated) == {torch.float32}
+        store = open_store(webcam_signer)
+        val = store.subset(Split.load(tmp_path / precision / "split.json").val)
+        predictor = load_predictor(r.run)
+        evaluated = predictor.predict_proba([store.read(c) for c in val]).argmax(1)
+        assert np.mean(evaluated == [predictor.labels.index(c.gloss) for c in val]) == pytest.approx(r.val_acc)
+        saved = torch.load(tmp_path / precision / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
+        assert {v.dtype for v in saved.values() if v.is_floating_point()} == {torch.float32}
+        assert r.precision == precision and predictor.card.training["precision"] == precision
+        probs = predictor.predict_proba([clip])
+        assert probs.dtype == np.float32 and np.isfinite(probs).all() and abs(probs.sum() - 1) < 1e-5
+
+
+def test_precision_auto_is_bfloat16_only_on_a_cpu_that_computes_it(monkeypatch):
+    from signrec.training import lightning
+    from signrec.training.config import TrainConfig
+
+    for native, expected in ((True, "bf16"), (False, "32")):
+        monkeypatch.setattr(lightning, "cpu_computes_bf16", lambda native=native: native)
+        assert lightning.resolve_precision("auto", accelerator=False) == expected
+        assert lightning.resolve_precision("auto", accelerator=True) == "32"  # beside a GPU: not measured there
+        assert lightning.resolve_precision("bf16", accelerator=False) == "bf16"
+        assert lightning.resolve_precision("32", accelerator=False) == "32"
+    # runs made before the setting existed trained in float32: "32" leaves their fingerprints as they were
+    assert "precision" not in TrainConfig().result_settings()
+    assert best().config.result_settings()["precision"] == "auto" and reference().config.precision == "32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TrainConfig(precision="fp16")
+
+
+def test_the_keras_baseline_refuses_bfloat16(webcam_signer, tmp_path):
+    with pytest.raises(ValueError, match="bf16 precision is for --framework torch"):
+        train(webcam_signer, tmp_path, quick(reference(), max_epochs=1, precision="bf16"), framework="keras")

@@ -321,6 +321,13 @@ def _mixup_arg(g: argparse._ActionsContainer, which: str, default: str) -> None:
                    f"(default: {default})")  # fmt: skip
 
 
+def _precision_arg(g: argparse._ActionsContainer, which: str, default: str) -> None:
+    g.add_argument("--precision", choices=["auto", "32", "bf16"], help=f"arithmetic of training {which}(torch): 32 "
+                   "float32; bf16 mixed precision (matrix products in bfloat16; weights, losses and validation in float32); auto "
+                   "bf16 on a CPU that computes bfloat16 natively (AVX512-BF16, AMX), else 32; evaluation and "
+                   f"prediction always in float32 (default: {default})")  # fmt: skip
+
+
 def _ensemble_arg(p: argparse.ArgumentParser, which: str, refit_default: str) -> None:
     p.add_argument("--ensemble", type=positive(int), help=f"train {which} N times (seeds SEED, SEED+1, ...) and "
                    "average their probabilities: slower by N, usually a few points more accurate (default: 1)")  # fmt: skip
@@ -383,6 +390,7 @@ def _switches(p: argparse.ArgumentParser) -> None:
     g.add_argument("--grad-clip", type=float, help="clip the gradient norm (0: off)")
     g.add_argument("--ema", type=float, help="moving average of the weights, decay per step (0: off)")
     _mixup_arg(g, "", "0")
+    _precision_arg(g, "", "the recipe's: best auto, reference 32")
     g.add_argument("--drop-path", type=float, help="stochastic depth of the convformer's blocks (0: off)")
     g.add_argument("--head-dropout", type=float, help="the convformer's dropout before its output layer (default: "
                    "its blocks' dropout, 0.3)")
@@ -423,7 +431,7 @@ def _recipe(args: argparse.Namespace):
     config = {k: getattr(args, k) for k in ("optimizer", "schedule", "weight_decay", "label_smoothing", "grad_clip",
                                             "max_epochs", "patience", "batch_size", "lr", "max_minutes", "threads",
                                             "devices", "strategy", "num_nodes", "ema", "ensemble", "plateau_wait", "refit",
-                                            "mixup")
+                                            "mixup", "precision")
               if getattr(args, k, None) is not None}  # fmt: skip
     config.update(seed=args.seed, progress=not args.no_progress)
     augment = r.augment if args.augment is None else ((r.augment or Augment()) if args.augment else None)
@@ -557,6 +565,7 @@ def _run(p: argparse.ArgumentParser) -> None:
                f"{SMALL_SET_MAX_CLIPS:,} clips with the validated model's training capped at "
                f"{REFIT_LARGE_SET_MINUTES:g} min and its refit as many epochs ({MIXUP_LARGE_SET_MINUTES:g} min "
                f"without a refit: --no-refit or several processes) unless --max-minutes says otherwise")  # fmt: skip
+    _precision_arg(p, "the best model ", "auto; the reference models always 32")
     _device_args(p)
 
     def run(args: argparse.Namespace) -> int:
@@ -579,7 +588,7 @@ def _run(p: argparse.ArgumentParser) -> None:
         s = run_job(args.out, videos=args.videos, keypoints=args.keypoints,
                     glosses=args.glosses.split(",") if args.glosses else None, top=args.top, metadata=args.metadata,
                     local=args.local, models=models, max_epochs=args.max_epochs, max_minutes=args.max_minutes,
-                    ensemble=args.ensemble or 1, refit=args.refit, mixup=args.mixup,
+                    ensemble=args.ensemble or 1, refit=args.refit, mixup=args.mixup, precision=args.precision,
                     workers=args.workers, seed=args.seed, split=args.split, where=args.where, aliases=names,
                     extra_glosses=args.extra_glosses,
                     threads=args.threads, force=args.force, progress=not args.no_progress,

@@ -70,7 +70,7 @@ def _row(name: str, recipe: Recipe, r: TrainResult, ev: Evaluation) -> dict:
             "val_acc": f"{r.val_acc:.3f}", f"{side}_top1": f"{ev.metrics.top1:.3f}",
             f"{side}_top{ev.metrics.k}": f"{ev.metrics.top5:.3f}", "epochs": r.epochs, "best_epoch": _best_epoch(r),
             "stopped": r.stopped or "-", "mixup": f"{recipe.config.mixup:g}" if recipe.config.mixup else "-",
-            "train_seconds": f"{r.seconds:.1f}"}  # fmt: skip
+            "train_precision": r.precision, "train_seconds": f"{r.seconds:.1f}"}  # fmt: skip
 
 
 def _best_epoch(r: TrainResult) -> int | str:
@@ -219,15 +219,17 @@ def _store_of_rank_zero(sources: list[Path], out: Path, aliases: dict[str, str] 
 def recipes_for(models: tuple[str, ...], seed: int, progress: bool, max_epochs: int | None,
                 max_minutes: float | None, threads: int | None, devices: int = 1, strategy: str = "auto",
                 num_nodes: int = 1, ensemble: int = 1, refit: bool = False,
-                mixup: float = 0.0) -> list[tuple[str, Recipe, str]]:  # fmt: skip
+                mixup: float = 0.0, precision: str | None = None) -> list[tuple[str, Recipe, str]]:  # fmt: skip
     """The (name, recipe, framework) of each model `run` trains, with the job's caps applied; the PyTorch models
     train on `devices` (the Keras baseline always in one process); `ensemble` members for the best model, each
-    with a refit on training and validation clips when `refit`, and trained with `mixup` (0: without)."""
+    with a refit on training and validation clips when `refit`, trained with `mixup` (0: without) and in
+    `precision` (None: the recipe's; the reference models always in float32, as the Keras baseline)."""
     unknown = [m for m in models if m not in RUN_MODELS]
     if unknown:
         raise ValueError(f"unknown models {unknown}; known: {', '.join(RUN_MODELS)}")
     made = {"reference-torch": (reference("tanh"), "torch"), "reference-keras": (reference("tanh"), "keras"),
-            "best": (best().with_config(ensemble=ensemble, refit=refit, mixup=mixup), "torch")}  # fmt: skip
+            "best": (best().with_config(ensemble=ensemble, refit=refit, mixup=mixup,
+                                        **({"precision": precision} if precision else {})), "torch")}  # fmt: skip
     caps = {k: v for k, v in (("max_epochs", max_epochs), ("max_minutes", max_minutes)) if v}
     placed = {"devices": devices, "strategy": strategy, "num_nodes": num_nodes}
     return [(m, made[m][0].with_config(seed=seed, progress=progress, threads=threads, **caps,
@@ -301,6 +303,7 @@ def run(
     num_nodes: int = 1,
     extra_glosses: bool = False,
     mixup: float | None = None,
+    precision: str | None = None,
 ) -> RunSummary:
     """From glosses (WLASL), a folder of clips or folders of keypoints to one report folder.
 
@@ -331,6 +334,8 @@ def run(
     2-3 times the epochs; the plateau schedule starts its decay in time to end within it): REFIT_LARGE_SET_MINUTES
     with the refit (its default there in one process), so that it and the refit end within the hour, else
     MIXUP_LARGE_SET_MINUTES.
+
+    `precision`: the best model's arithmetic in training (`TrainConfig.precision`; None: its recipe's, "auto").
     """
     from . import wlasl
     from .extract import extract
@@ -344,7 +349,7 @@ def run(
                          "under torchrun or srun, extract with `signrec extract` and train with `signrec train` "
                          "(docs/cluster.md)")  # fmt: skip
     jobs = recipes_for(models, seed, progress, max_epochs, max_minutes, threads, devices, strategy, num_nodes, ensemble,
-                       bool(refit), mixup or 0.0)  # fmt: skip
+                       bool(refit), mixup or 0.0, precision)  # fmt: skip
     keras = [name for name, _, framework in jobs if framework == "keras"]
     if extra_glosses and keras:
         raise ValueError(f"extra glosses are for the PyTorch models; {', '.join(keras)} is Keras: choose "

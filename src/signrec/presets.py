@@ -64,7 +64,7 @@ def best() -> Recipe:
         BEST_AUGMENT,
         TrainConfig(max_epochs=300, patience=30, batch_size=32, lr=1e-3, weight_decay=0.05, label_smoothing=0.1,
                     optimizer="adamw", schedule="plateau", plateau_wait=10, plateau_decay=0.5, warmup_epochs=5,
-                    grad_clip=1.0, ema=0.998),
+                    grad_clip=1.0, ema=0.998, precision="auto"),
     )  # fmt: skip
 
 

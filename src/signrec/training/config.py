@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 SCHEDULES = ("none", "cosine", "plateau")
+# Arithmetic of training (torch): "32" float32 throughout; "bf16" mixed precision (matrix products and convolutions
+# in bfloat16 under autocast, weights, optimiser and losses in float32); "auto" bf16 where the CPU computes bfloat16
+# natively (AVX512-BF16 or AMX) and training runs on it, else 32 (see `training.lightning.resolve_precision`).
+PRECISIONS = ("32", "bf16", "auto")
 # What does not change the result (how it is shown or scheduled on the machine), left out of fingerprints.
 RUNTIME_FIELDS = ("progress", "threads", "max_minutes", "devices", "strategy", "num_nodes")  # (max_minutes counts
 # under the plateau schedule, where it can start the decay: `result_settings`)
@@ -39,6 +43,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # 0 = off
     mixup: float = 0.0  # mixup (torch): each training batch mixed with itself reordered, by a weight drawn from
     # Beta(mixup, mixup), and the loss mixed alike (0 = off)
+    precision: str = "32"  # PRECISIONS; evaluation, prediction and export always compute in float32
     ema: float = 0.0  # decay of an exponential moving average of the weights, per step (0 = off); validation,
     # early stopping and the saved model use the averaged weights
     seed: int = 0
@@ -57,6 +62,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "adamw"):
             raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.plateau_wait < 1 or self.plateau_decay <= 0:
@@ -89,6 +96,8 @@ class TrainConfig:
             del out["refit_whole"]
         if not self.mixup:  # as runs made before it existed
             del out["mixup"]
+        if self.precision == "32":  # as runs made before it existed
+            del out["precision"]
         if self.schedule != "plateau":  # as runs made before it existed
             del out["plateau_wait"], out["plateau_decay"]
         elif self.max_minutes is not None:  # under the plateau schedule a cap can start the decay: it shapes the model

@@ -78,6 +78,8 @@ def check_config(config: TrainConfig) -> None:
         raise ValueError("the plateau schedule is for --framework torch; the Keras baseline offers none or cosine")
     if config.mixup:
         raise ValueError("mixup is for --framework torch; the Keras baseline trains on each clip as it is")
+    if config.precision == "bf16":  # "auto" is float32 here
+        raise ValueError("bf16 precision is for --framework torch; the Keras baseline trains in float32")
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:

@@ -115,7 +115,7 @@ class LitClassifier(L.LightningModule):
 
     def model_step(self, batch: tuple, stage: str) -> torch.Tensor:
         x, mask, y = batch
-        logits = self.model(x, mask)
+        logits = self.model(x, mask).float()  # (bfloat16 under mixed precision: the loss in float32)
         loss = self.loss(logits, y)
         self._record(stage, loss, logits, y)
         return loss
@@ -137,14 +137,17 @@ class LitClassifier(L.LightningModule):
         weight = float(rng.beta(self.config.mixup, self.config.mixup))
         partner = torch.from_numpy(rng.permutation(len(y))).to(x.device)
         x, mask = mix(x, mask, partner, weight)
-        logits = self.model(x, mask)
+        logits = self.model(x, mask).float()
         loss = weight * self.loss(logits, y) + (1 - weight) * self.loss(logits, y[partner])
         # training loss and accuracy are the mixed batches' (accuracy against each one's larger part)
         self._record("train", loss, logits, y if weight >= 0.5 else y[partner])
         return loss
 
     def validation_step(self, batch: tuple, batch_idx: int) -> None:
-        self.model_step(batch, "val")
+        # in float32 under mixed precision too: the validation loss that keeps the model and schedules its rate, and
+        # the accuracy the run records, are those of the model as evaluation and prediction compute it
+        with torch.autocast(batch[0].device.type, enabled=False):
+            self.model_step(batch, "val")
 
     def configure_optimizers(self) -> Any:
         c = self.config
@@ -519,6 +522,23 @@ def _ema(decay: float) -> L.Callback:
     return EMA(use_buffers=True, avg_fn=functools.partial(_ema_update, decay))
 
 
+def resolve_precision(requested: str, accelerator: bool) -> str:
+    """The arithmetic training uses: "bf16" or "32". "auto" is bf16 on a CPU that computes bfloat16 natively
+    (oneDNN's check: AVX512-BF16 or AMX), where a training step of the best recipe took 0.76 of float32's time
+    (BENCHMARKS.md, Training step); 32 beside a GPU and on CPUs without it (neither measured)."""
+    if requested != "auto":
+        return requested
+    return "bf16" if not accelerator and cpu_computes_bf16() else "32"
+
+
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (oneDNN's check: AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - a torch built without oneDNN
+        return False
+
+
 def seed(value: int) -> None:
     """Python's, numpy's and torch's random state from `value`: called before a model is built (its initial
     weights) and again when training starts (the data order and augmentation)."""
@@ -560,8 +580,10 @@ def fit(
         per_process = max(1, thread_choice.cores() // config.devices)
     max_epochs = replay["epochs"] if replay else config.max_epochs
     planned = len(train_dl) * max_epochs
+    on_gpu = torch.cuda.is_available()  # Lightning's "auto" trains there
+    precision = resolve_precision(config.precision, on_gpu)
     choice = thread_choice.choose(model, probe_batch, loss, lambda: next(iter(train_dl)), per_process, planned,
-                                  accelerator=torch.cuda.is_available())  # Lightning's "auto" trains there
+                                  accelerator=on_gpu, bf16=precision == "bf16")  # fmt: skip
     if config.threads is None and config.devices > 1:
         choice.how += f" ({thread_choice.cores()} cores shared by {config.devices} processes)"
     data = _Data(lambda rank, world: loaders(store, train, val, preprocess, augment, config, padding, fixed_frames,
@@ -608,7 +630,7 @@ def fit(
         callbacks=[*averaging, *([plateau] if plateau else []), best_ckpt, _ResumePoint(last),
                    *([] if replay else [stop]), graceful, _Record(history)],
         enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1, deterministic=False, num_sanity_val_steps=0,
-        gradient_clip_val=config.grad_clip or None,
+        gradient_clip_val=config.grad_clip or None, precision="bf16-mixed" if precision == "bf16" else "32-true",
         max_time={"minutes": config.max_minutes} if config.max_minutes else None,
     )  # fmt: skip
     saved_env = {k: os.environ.get(k) for k in LAUNCH_VARS}
@@ -654,6 +676,6 @@ def fit(
     summary = {"epochs": len(history.rows), "best_epoch": len(history.rows) if replay else history.best_epoch,
                "stopped": stopped, "plan": plan,
                "seconds_per_epoch": history.seconds_per_epoch(), "device": str(trainer.strategy.root_device),
-               "threads": choice.to_dict(), "signal": graceful.signum, "rank": trainer.global_rank,
+               "threads": choice.to_dict(), "precision": precision, "signal": graceful.signum, "rank": trainer.global_rank,
                "world_size": trainer.world_size}  # fmt: skip
     return model, history, summary

@@ -64,6 +64,7 @@ class TrainResult:
     threads: dict = field(default_factory=dict)
     members: list = field(default_factory=list)  # an ensemble's members: [{seed, run, val_acc, epochs}, ...]
     plan: dict = field(default_factory=dict)  # epochs and learning-rate decay validation chose (what a refit replays)
+    precision: str = "32"  # the arithmetic training used (TrainConfig.precision resolved on the machine)
 
     def line(self) -> str:
         how = "reused (same settings and data)" if self.reused else f"stopped by {self.stopped}"
@@ -317,6 +318,7 @@ def train(
         seconds=seconds, val_acc=_number(card.training.get("val_acc")), split=chosen.how,
         stopped=summary["stopped"], status=card.training["status"], fingerprint=fp["id"],
         threads=summary.get("threads", {}), plan={**summary.get("plan", {}), "max_frames": pre.max_frames},
+        precision=summary.get("precision", "32"),
     )  # fmt: skip
     atomic_write_json(out / RUN_NAME, {**asdict(result), "fingerprint": fp, "card": asdict(card)})
     if interrupted:
@@ -403,7 +405,7 @@ def _train_ensemble(store: KeypointStore, out: Path, recipe: Recipe, chosen: Spl
         seconds_per_epoch=statistics.mean(r.seconds_per_epoch for r in everyone), seconds=time.perf_counter() - t0,
         val_acc=card.training["val_acc"], split=chosen.how,
         stopped="validation (each validated member)" + (", refits as long as their twins" if refits else ""),
-        fingerprint=fp["id"], threads=results[0].threads, members=members,
+        fingerprint=fp["id"], threads=results[0].threads, members=members, precision=results[0].precision,
     )  # fmt: skip
     atomic_write_json(out / RUN_NAME, {**asdict(result), "fingerprint": fp, "card": asdict(card)})
     return result

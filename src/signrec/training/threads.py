@@ -98,7 +98,8 @@ def can_spawn() -> bool:
 
 
 def choose(model: Any, batch: tuple, loss_fn: Callable, make_batch: Callable[[], Any] | None = None,
-           fixed: int | None = None, planned_steps: int | None = None, accelerator: bool = False) -> ThreadChoice:  # fmt: skip
+           fixed: int | None = None, planned_steps: int | None = None, accelerator: bool = False,
+           bf16: bool = False) -> ThreadChoice:  # fmt: skip
     """Pick threads and workers for training `model` on batches like `batch` = (x, mask, y).
 
     A deep copy of the model takes the timed steps, so training starts from the same weights either way, and the
@@ -108,7 +109,7 @@ def choose(model: Any, batch: tuple, loss_fn: Callable, make_batch: Callable[[],
     batches could cost over the whole run, to weigh against what starting a worker costs. With `accelerator`
     (training on a GPU) nothing is timed: the CPU only makes batches, so up to MAX_GPU_WORKERS workers make them
     on this process's cores (`fixed` when given: --threads, or each process's share of the machine; see
-    `gpu_workers`).
+    `gpu_workers`). With `bf16` the timed steps run under bfloat16 autocast, as training will.
     """
     import torch
 
@@ -130,7 +131,7 @@ def choose(model: Any, batch: tuple, loss_fn: Callable, make_batch: Callable[[],
         torch.set_num_threads(fixed)
         return ThreadChoice(fixed, 0, {}, data, "given")
     with torch.random.fork_rng(devices=[]):
-        return _measure(model, batch, loss_fn, data, n, planned_steps)
+        return _measure(model, batch, loss_fn, data, n, planned_steps, bf16)
 
 
 def gpu_workers(cores: int, data_seconds: float, planned_steps: int | None) -> int:
@@ -148,7 +149,8 @@ def _repays_workers(data_seconds: float, planned_steps: int | None) -> bool:
     return planned_steps is None or data_seconds * planned_steps > 3 * WORKER_START_SECONDS
 
 
-def _measure(model: Any, batch: tuple, loss_fn: Callable, data: float, n: int, planned_steps: int | None) -> ThreadChoice:
+def _measure(model: Any, batch: tuple, loss_fn: Callable, data: float, n: int, planned_steps: int | None,
+             bf16: bool = False) -> ThreadChoice:  # fmt: skip
     import torch
 
     probe = copy.deepcopy(model).train()
@@ -157,7 +159,9 @@ def _measure(model: Any, batch: tuple, loss_fn: Callable, data: float, n: int, p
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        loss_fn(probe(x, mask), y).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = probe(x, mask)
+        loss_fn(logits.float(), y).backward()
 
     measured = {"1": _time_steps(step, 1)}
     if n > 1:
