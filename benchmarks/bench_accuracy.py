@@ -138,6 +138,8 @@ ABLATIONS = {
     # ... with the validated model's training capped at 25 minutes (its refit then trains as many epochs): a pair
     # inside the hour on WLASL300 (--only inner300 scores it on clips neither model saw)
     "best-mixup-0.4-refit-cap25": lambda: best().with_config(mixup=0.4, refit=True, max_minutes=25),
+    # ... trained in float32 (as before Release 16, which trains in bfloat16 mixed precision where the CPU computes it)
+    "best-mixup-0.4-refit-cap25-fp32": lambda: best().with_config(mixup=0.4, refit=True, max_minutes=25, precision="32"),
 }
 INVARIANT = Augment(mirror=0.5, rotate=15, scale=0.2, shear=0.15, shift=0.05, arms=0.15, stretch=0.4, drop=0.1,
                     hand_drop=0.3, no_visibility=0.5, jitter=0.003)  # fmt: skip

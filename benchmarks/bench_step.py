@@ -1,14 +1,17 @@
 """What one training step of the best recipe costs on WLASL300's hands-only keypoints, and its batches.
 
-    python benchmarks/bench_step.py [--batches 8] [--rounds 5] [--threads 1 2] [--batches-only]
+    python benchmarks/bench_step.py [--compare precision|dropout] [--batches 8] [--rounds 5] [--threads 1 2]
+                                    [--batches-only]
 
 Two figures, on real WLASL300 training clips (the official train split, batches of the recipe's 32):
 
 - making a batch: reading, augmenting and preprocessing its clips (what the data worker does), ms a clip;
-- a training step (forward, backward, AdamW) of the best model (300 signs) with signrec's dropout against
-  PyTorch's own (`nn.Dropout`, and `scaled_dot_product_attention`'s `dropout_p`), the two in turns (each first in
+- a training step (forward, backward, AdamW) of the best model (300 signs), two ways in turns (each first in
   every other round), `--rounds` rounds of the same `--batches` batches each, the median round a step; at each
-  thread count.
+  thread count. `--compare precision` (the default): float32 against bfloat16 mixed precision (the forward pass
+  under `torch.autocast`, as `TrainConfig.precision="bf16"` trains; the loss in float32); `--compare dropout`:
+  signrec's dropout against PyTorch's own (`nn.Dropout`, and `scaled_dot_product_attention`'s `dropout_p`), in
+  float32.
 """
 
 from __future__ import annotations
@@ -53,18 +56,22 @@ def with_torch_dropout(model: nn.Module) -> nn.Module:
     return model
 
 
-def step_seconds(model: nn.Module, optimiser: torch.optim.Optimizer, batches: list, smoothing: float) -> float:
+def step_seconds(model: nn.Module, optimiser: torch.optim.Optimizer, batches: list, smoothing: float,
+                 bf16: bool = False) -> float:  # fmt: skip
     loss = nn.CrossEntropyLoss(label_smoothing=smoothing)
     start = time.perf_counter()
     for x, mask, y in batches:
         optimiser.zero_grad()
-        loss(model(x, mask), y).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x, mask)
+        loss(logits.float(), y).backward()
         optimiser.step()
     return (time.perf_counter() - start) / len(batches)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--compare", choices=["precision", "dropout"], default="precision")
     ap.add_argument("--batches", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -97,25 +104,31 @@ def main() -> None:
         net = (with_torch_dropout(net) if torch_dropout else net).train()
         return net, torch.optim.AdamW(net.parameters(), recipe.config.lr, weight_decay=recipe.config.weight_decay)
 
+    if args.compare == "dropout":
+        ways = {"PyTorch's dropout": (True, False), "signrec's dropout": (False, False)}
+        column = "dropout"
+    else:
+        ways = {"float32": (False, False), "bfloat16 mixed": (False, True)}
+        column = "precision"
     rows = []
     for threads in args.threads:
         torch.set_num_threads(threads)
-        runs = {"PyTorch's dropout": model(True), "signrec's dropout": model(False)}
+        runs = {name: (*model(torch_dropout), bf16) for name, (torch_dropout, bf16) in ways.items()}
         times: dict[str, list[float]] = {k: [] for k in runs}
         smoothing = recipe.config.label_smoothing
-        for name, (net, opt) in runs.items():  # warm-up
-            step_seconds(net, opt, made[:2], smoothing)
+        for name, (net, opt, bf16) in runs.items():  # warm-up
+            step_seconds(net, opt, made[:2], smoothing, bf16)
         for i in range(args.rounds):
             for name in list(runs)[:: 1 if i % 2 == 0 else -1]:  # each goes first in every other round
-                times[name].append(step_seconds(*runs[name], made, smoothing))
-        base = statistics.median(times["PyTorch's dropout"])
+                times[name].append(step_seconds(*runs[name][:2], made, smoothing, runs[name][2]))
+        base = statistics.median(times[next(iter(ways))])
         for name, t in times.items():
             rows.append([threads, name, f"{statistics.median(t) * 1000:.0f}", f"{base / statistics.median(t):.2f}"])
             print(rows[-1], file=sys.stderr, flush=True)
     print(f"machine: {machine()}; {len(glosses)} signs, {len(made)} batches of {recipe.config.batch_size}, "
           f"{args.rounds} rounds in turns, medians")
     print(f"making a batch (read, augment, preprocess; one thread): {per_clip * 1000:.2f} ms a clip")
-    print(markdown_table(["threads", "dropout", "ms a training step", "speed-up"], rows))
+    print(markdown_table(["threads", column, "ms a training step", "speed-up"], rows))
 
 
 if __name__ == "__main__":
