@@ -47,7 +47,7 @@ from signrec.predict import load_predictor
 from signrec.presets import BEST_AUGMENT, BEST_PREPROCESS, best, reference
 from signrec.splits import Split, filter_store, make_split
 from signrec.store import KeypointStore, import_keypoints, open_store
-from signrec.training.runner import VALIDATED_NAME, fingerprint, train
+from signrec.training.runner import VALIDATED_NAME, fingerprint, resolved, train
 from signrec.transforms import Augment, mirror
 
 # The reference is trained as specified (Adam, lr 1e-3, batch 32, early stopping on validation loss) but capped
@@ -317,7 +317,7 @@ def by_signer(clips: list, right: np.ndarray) -> dict[str, float]:
 
 
 def run_task(task: Task, recipe_name: str, work: Path) -> dict:
-    recipe = RECIPES[recipe_name]().with_config(seed=task.seed, progress=False)
+    recipe = resolved(RECIPES[recipe_name]().with_config(seed=task.seed, progress=False))  # the key as the run's
     if recipe.config.refit and task.test_store is None and not task.split.test:
         raise SystemExit(f"{recipe_name} on {task.name}: a refit learns the validation clips, which this task scores "
                          f"on; measure it where the test clips are apart (--only inner100 or inner300)")  # fmt: skip

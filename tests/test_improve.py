@@ -157,10 +157,11 @@ def test_run_does_the_whole_job_and_reuses_its_stages(data_dir, tmp_path, capsys
     best_card = load_predictor(out / "runs" / "best").card  # a few clips: refitted and mixed up by default
     assert best_card.training["validated"] == "validated.pt" and best_card.training["members"][1]["refit"]
     assert best_card.training["mixup"] == 0.4 and [r["mixup"] for r in rows] == ["-", "-", "0.4"]
-    from signrec.training.lightning import resolve_precision
+    from signrec.training.config import resolve_precision
+    from signrec.training.runner import on_accelerator
 
     # the best model's arithmetic as this machine resolves auto
-    assert [r["train_precision"] for r in rows] == ["32", "32", resolve_precision("auto", accelerator=False)]
+    assert [r["train_precision"] for r in rows] == ["32", "32", resolve_precision("auto", "convformer", on_accelerator())]
     assert "a refit on training + validation clips too, mixup 0.4 (" in first and "runs/best/validated.pt" in report
     split = json.loads((out / "split.json").read_text())
     mtime = (out / "runs" / "best" / "model.pt").stat().st_mtime_ns

@@ -327,6 +327,29 @@ def test_a_data_worker_only_where_it_repays_its_start(monkeypatch):
     assert (choice(0.004, planned=10_000).threads, choice(0.004, planned=10_000).workers) == (2, 0)
 
 
+@pytest.mark.parametrize("bf16", [True, False])
+def test_the_thread_measurement_times_steps_in_the_arithmetic_training_uses(bf16):
+    import torch
+
+    from signrec.training import threads as thread_choice
+
+    dtypes = []
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 3)
+
+        def forward(self, x, mask):
+            out = self.linear(x)
+            dtypes.append(out.dtype)
+            return out
+
+    batch = (torch.randn(8, 4), None, torch.randint(0, 3, (8,)))
+    thread_choice.choose(Model(), batch, torch.nn.functional.cross_entropy, bf16=bf16)
+    assert dtypes and set(dtypes) == {torch.bfloat16 if bf16 else torch.float32}
+
+
 def test_beside_a_gpu_the_cores_make_batches(monkeypatch):
     """Training on a GPU leaves the CPU only the batches to make: up to MAX_GPU_WORKERS workers, one core kept
     for the training process, no CPU steps timed; none where the whole run's batches would not repay them."""
@@ -912,56 +935,74 @@ def test_a_refit_replays_up_to_the_kept_epoch_or_the_whole_schedule():
     assert TrainConfig(refit=True, refit_whole=True).result_settings()["refit_whole"] is True
 
 
-def test_mixed_precision_trains_in_bfloat16_and_keeps_float32_weights(webcam_signer, tmp_path, monkeypatch):
+@pytest.mark.parametrize("model", ["convformer", "lstm", "bigru"])
+def test_mixed_precision_trains_in_bfloat16_and_keeps_float32_weights(webcam_signer, tmp_path, monkeypatch, model):
     """precision bf16: the model computes in bfloat16 under autocast in training (faster on a CPU that computes it
-    natively), while the weights, the checkpoint and prediction stay float32; 32 computes in float32 throughout."""
+    natively), while the weights, the checkpoint, validation and prediction stay float32; 32 computes in float32
+    throughout. Every model trains so (the scratch LSTM's hand-written backward included)."""
+    from dataclasses import replace
+
     import torch
 
-    from signrec.models.convformer import Convformer
+    from signrec.training import runner
 
     seen, validated = [], []
-    forward = Convformer.forward
+    build = runner.build_model
 
-    def spy(self, x, mask=None):
-        out = forward(self, x, mask)
-        (seen if self.training else validated).append(out.dtype)
-        return out
+    def spied(name, config):
+        net = build(name, config)
+        net.register_forward_hook(lambda m, args, out: (seen if m.training else validated).append(out.dtype))
+        return net
 
-    monkeypatch.setattr(Convformer, "forward", spy)
+    monkeypatch.setattr(runner, "build_model", spied)
+    recipe = best() if model == "convformer" else replace(best(), model=model, model_options={})
     clip = np.load(webcam_signer / "hello" / "000.npy")
     for precision, dtype in (("bf16", torch.bfloat16), ("32", torch.float32)):
         seen.clear(), validated.clear()
-        r = train(webcam_signer, tmp_path / precision, quick(best(), max_epochs=2, threads=1, precision=precision))
+        out = tmp_path / precision
+        r = train(webcam_signer, out, quick(recipe, max_epochs=2, threads=1, precision=precision))
         assert seen and set(seen) == {dtype}, precision
         # validation in float32 either way: the accuracy a run records is the one evaluation computes
         assert validated and set(validated) == {torch.float32}
         store = open_store(webcam_signer)
-        val = store.subset(Split.load(tmp_path / precision / "split.json").val)
+        val = store.subset(Split.load(out / "split.json").val)
         predictor = load_predictor(r.run)
         evaluated = predictor.predict_proba([store.read(c) for c in val]).argmax(1)
         assert np.mean(evaluated == [predictor.labels.index(c.gloss) for c in val]) == pytest.approx(r.val_acc)
-        saved = torch.load(tmp_path / precision / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
+        saved = torch.load(out / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
         assert {v.dtype for v in saved.values() if v.is_floating_point()} == {torch.float32}
         assert r.precision == precision and predictor.card.training["precision"] == precision
         probs = predictor.predict_proba([clip])
         assert probs.dtype == np.float32 and np.isfinite(probs).all() and abs(probs.sum() - 1) < 1e-5
 
 
-def test_precision_auto_is_bfloat16_only_on_a_cpu_that_computes_it(monkeypatch):
-    from signrec.training import lightning
-    from signrec.training.config import TrainConfig
+def test_precision_auto_is_what_this_machine_trains_the_model_in_and_the_run_holds_it(webcam_signer, tmp_path,
+                                                                                      monkeypatch):  # fmt: skip
+    """"auto" resolves before a run's fingerprint: bf16 for the convformer on a CPU with bfloat16 instructions,
+    else 32. A run made in float32 (before the setting existed, or on another machine) is reused where auto means
+    32, and refused, not resumed in another arithmetic, where it means bf16."""
+    from signrec.training import config as config_module
+    from signrec.training.config import TrainConfig, resolve_precision
 
     for native, expected in ((True, "bf16"), (False, "32")):
-        monkeypatch.setattr(lightning, "cpu_computes_bf16", lambda native=native: native)
-        assert lightning.resolve_precision("auto", accelerator=False) == expected
-        assert lightning.resolve_precision("auto", accelerator=True) == "32"  # beside a GPU: not measured there
-        assert lightning.resolve_precision("bf16", accelerator=False) == "bf16"
-        assert lightning.resolve_precision("32", accelerator=False) == "32"
+        monkeypatch.setattr(config_module, "cpu_computes_bf16", lambda native=native: native)
+        assert resolve_precision("auto", "convformer", accelerator=False) == expected
+        assert resolve_precision("auto", "convformer", accelerator=True) == "32"  # beside a GPU: not measured there
+        assert resolve_precision("auto", "lstm", accelerator=False) == "32"  # measured for the convformer only
+        assert resolve_precision("bf16", "lstm", accelerator=False) == "bf16"
+        assert resolve_precision("32", "convformer", accelerator=False) == "32"
     # runs made before the setting existed trained in float32: "32" leaves their fingerprints as they were
     assert "precision" not in TrainConfig().result_settings()
-    assert best().config.result_settings()["precision"] == "auto" and reference().config.precision == "32"
+    assert best().config.precision == "auto" and reference().config.precision == "32"
     with pytest.raises(ValueError, match="precision must be one of"):
         TrainConfig(precision="fp16")
+    made = train(webcam_signer, tmp_path, quick(best(), max_epochs=1, threads=1, precision="32"))
+    monkeypatch.setattr(config_module, "cpu_computes_bf16", lambda: False)
+    again = train(webcam_signer, tmp_path, quick(best(), max_epochs=1, threads=1))
+    assert again.reused and again.precision == made.precision == "32"
+    monkeypatch.setattr(config_module, "cpu_computes_bf16", lambda: True)
+    with pytest.raises(RunConflict, match="precision"):
+        train(webcam_signer, tmp_path, quick(best(), max_epochs=1, threads=1))
 
 
 def test_the_keras_baseline_refuses_bfloat16(webcam_signer, tmp_path):

@@ -20,6 +20,7 @@ from .training.config import (
     MIXUP_CAPPED_MAX_CLIPS,
     MIXUP_LARGE_SET_MINUTES,
     MIXUP_MAX_CLIPS_A_SIGN,
+    PRECISIONS,
     REFIT_LARGE_SET_MINUTES,
     SMALL_SET_MAX_CLIPS,
 )
@@ -322,10 +323,10 @@ def _mixup_arg(g: argparse._ActionsContainer, which: str, default: str) -> None:
 
 
 def _precision_arg(g: argparse._ActionsContainer, which: str, default: str) -> None:
-    g.add_argument("--precision", choices=["auto", "32", "bf16"], help=f"arithmetic of training {which}(torch): 32 "
+    g.add_argument("--precision", choices=PRECISIONS, help=f"arithmetic of training {which}(torch): 32 "
                    "float32; bf16 mixed precision (matrix products in bfloat16; weights, losses and validation in float32); auto "
-                   "bf16 on a CPU that computes bfloat16 natively (AVX512-BF16, AMX), else 32; evaluation and "
-                   f"prediction always in float32 (default: {default})")  # fmt: skip
+                   "bf16 for the convformer on a CPU with bfloat16 instructions (AVX512-BF16, AMX), else 32; evaluation "
+                   f"and prediction always in float32 (default: {default})")  # fmt: skip
 
 
 def _ensemble_arg(p: argparse.ArgumentParser, which: str, refit_default: str) -> None:

@@ -6,9 +6,10 @@ from dataclasses import asdict, dataclass
 
 SCHEDULES = ("none", "cosine", "plateau")
 # Arithmetic of training (torch): "32" float32 throughout; "bf16" mixed precision (matrix products and convolutions
-# in bfloat16 under autocast, weights, optimiser and losses in float32); "auto" bf16 where the CPU computes bfloat16
-# natively (AVX512-BF16 or AMX) and training runs on it, else 32 (see `training.lightning.resolve_precision`).
+# in bfloat16 under autocast; weights, optimiser, losses and validation in float32); "auto" (`resolve_precision`).
 PRECISIONS = ("32", "bf16", "auto")
+# The models "auto" trains in bf16, where it was measured (BENCHMARKS.md, Training step and Hundreds of signs).
+BF16_MODELS = ("convformer",)
 # What does not change the result (how it is shown or scheduled on the machine), left out of fingerprints.
 RUNTIME_FIELDS = ("progress", "threads", "max_minutes", "devices", "strategy", "num_nodes")  # (max_minutes counts
 # under the plateau schedule, where it can start the decay: `result_settings`)
@@ -136,3 +137,26 @@ REFIT_LARGE_SET_MINUTES = 25.0
 MIXUP_CAPPED_MAX_CLIPS = 3000
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+
+
+def resolve_precision(requested: str, model: str, accelerator: bool) -> str:
+    """The arithmetic a `model` trains in: "bf16" or "32". "auto" is bf16 for BF16_MODELS on a CPU that computes
+    bfloat16 natively (AVX512-BF16 or AMX), where a training step of the best recipe took 0.76 of float32's time
+    (BENCHMARKS.md, Training step); else 32: other models, beside a GPU (`accelerator`), and on CPUs that would
+    emulate it (none of them measured). Resolved before a run's fingerprint, so that a run trained in one arithmetic
+    is neither reused nor resumed in the other."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
+    if requested != "auto":
+        return requested
+    return "bf16" if model in BF16_MODELS and not accelerator and cpu_computes_bf16() else "32"
+
+
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions: AVX512-BF16 or AMX (x86); elsewhere False (not measured)."""
+    import torch
+
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - a torch without these checks
+        return False

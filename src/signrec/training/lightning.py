@@ -522,23 +522,6 @@ def _ema(decay: float) -> L.Callback:
     return EMA(use_buffers=True, avg_fn=functools.partial(_ema_update, decay))
 
 
-def resolve_precision(requested: str, accelerator: bool) -> str:
-    """The arithmetic training uses: "bf16" or "32". "auto" is bf16 on a CPU that computes bfloat16 natively
-    (oneDNN's check: AVX512-BF16 or AMX), where a training step of the best recipe took 0.76 of float32's time
-    (BENCHMARKS.md, Training step); 32 beside a GPU and on CPUs without it (neither measured)."""
-    if requested != "auto":
-        return requested
-    return "bf16" if not accelerator and cpu_computes_bf16() else "32"
-
-
-def cpu_computes_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (oneDNN's check: AVX512-BF16 or AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # pragma: no cover - a torch built without oneDNN
-        return False
-
-
 def seed(value: int) -> None:
     """Python's, numpy's and torch's random state from `value`: called before a model is built (its initial
     weights) and again when training starts (the data order and augmentation)."""
@@ -580,10 +563,12 @@ def fit(
         per_process = max(1, thread_choice.cores() // config.devices)
     max_epochs = replay["epochs"] if replay else config.max_epochs
     planned = len(train_dl) * max_epochs
-    on_gpu = torch.cuda.is_available()  # Lightning's "auto" trains there
-    precision = resolve_precision(config.precision, on_gpu)
+    if config.precision not in ("32", "bf16"):
+        raise ValueError(f"fit trains in float32 or bf16; resolve {config.precision!r} first (config.resolve_precision)")
+    precision = config.precision
     choice = thread_choice.choose(model, probe_batch, loss, lambda: next(iter(train_dl)), per_process, planned,
-                                  accelerator=on_gpu, bf16=precision == "bf16")  # fmt: skip
+                                  accelerator=torch.cuda.is_available(),  # Lightning's "auto" trains there
+                                  bf16=precision == "bf16")  # fmt: skip
     if config.threads is None and config.devices > 1:
         choice.how += f" ({thread_choice.cores()} cores shared by {config.devices} processes)"
     data = _Data(lambda rank, world: loaders(store, train, val, preprocess, augment, config, padding, fixed_frames,

@@ -28,7 +28,7 @@ from ..presets import Recipe
 from ..splits import SPLIT_NAME, Split, answer_and_learn, make_split
 from ..store import KeypointStore, open_store
 from . import ranks
-from .config import TrainConfig
+from .config import TrainConfig, resolve_precision
 from .stop import Interrupted, SecondaryRank
 
 FRAMEWORKS = ("torch", "keras")
@@ -154,6 +154,19 @@ def check_run_folder(out: Path, fp: dict, force: bool) -> str:
     return "new"
 
 
+def on_accelerator() -> bool:
+    """Whether Lightning's "auto" accelerator trains a torch model on a GPU here (CUDA or Apple's MPS)."""
+    import torch
+
+    return torch.cuda.is_available() or torch.backends.mps.is_available()
+
+
+def resolved(recipe: Recipe) -> Recipe:
+    """`recipe` with its precision as this machine trains its model ("auto" resolved): what a run's fingerprint
+    holds, so that a run trained in one arithmetic is neither reused nor resumed in the other."""
+    return recipe.with_config(precision=resolve_precision(recipe.config.precision, recipe.model, on_accelerator()))
+
+
 def _number(x: object) -> float:
     return float("nan") if x is None else float(x)  # type: ignore[arg-type]
 
@@ -205,6 +218,7 @@ def train(
     in its training side and nothing is validated (see `lightning.fit`)."""
     if framework not in FRAMEWORKS:
         raise ValueError(f"unknown framework {framework!r}; known: {', '.join(FRAMEWORKS)}")
+    recipe = resolved(recipe)
     if framework == "keras":
         from .keras_train import check_config
 
