@@ -145,8 +145,6 @@ def resolve_precision(requested: str, model: str, accelerator: bool) -> str:
     (BENCHMARKS.md, Training step); else 32: other models, beside a GPU (`accelerator`), and on CPUs that would
     emulate it (none of them measured). Resolved before a run's fingerprint, so that a run trained in one arithmetic
     is neither reused nor resumed in the other."""
-    if requested not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
     if requested != "auto":
         return requested
     return "bf16" if model in BF16_MODELS and not accelerator and cpu_computes_bf16() else "32"

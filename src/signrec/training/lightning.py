@@ -564,11 +564,10 @@ def fit(
     max_epochs = replay["epochs"] if replay else config.max_epochs
     planned = len(train_dl) * max_epochs
     if config.precision not in ("32", "bf16"):
-        raise ValueError(f"fit trains in float32 or bf16; resolve {config.precision!r} first (config.resolve_precision)")
-    precision = config.precision
+        raise ValueError(f"fit trains in float32 or bf16; resolve {config.precision!r} first (runner.resolved)")
     choice = thread_choice.choose(model, probe_batch, loss, lambda: next(iter(train_dl)), per_process, planned,
                                   accelerator=torch.cuda.is_available(),  # Lightning's "auto" trains there
-                                  bf16=precision == "bf16")  # fmt: skip
+                                  bf16=config.precision == "bf16")  # fmt: skip
     if config.threads is None and config.devices > 1:
         choice.how += f" ({thread_choice.cores()} cores shared by {config.devices} processes)"
     data = _Data(lambda rank, world: loaders(store, train, val, preprocess, augment, config, padding, fixed_frames,
@@ -615,7 +614,7 @@ def fit(
         callbacks=[*averaging, *([plateau] if plateau else []), best_ckpt, _ResumePoint(last),
                    *([] if replay else [stop]), graceful, _Record(history)],
         enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1, deterministic=False, num_sanity_val_steps=0,
-        gradient_clip_val=config.grad_clip or None, precision="bf16-mixed" if precision == "bf16" else "32-true",
+        gradient_clip_val=config.grad_clip or None, precision="bf16-mixed" if config.precision == "bf16" else "32-true",
         max_time={"minutes": config.max_minutes} if config.max_minutes else None,
     )  # fmt: skip
     saved_env = {k: os.environ.get(k) for k in LAUNCH_VARS}
@@ -661,6 +660,6 @@ def fit(
     summary = {"epochs": len(history.rows), "best_epoch": len(history.rows) if replay else history.best_epoch,
                "stopped": stopped, "plan": plan,
                "seconds_per_epoch": history.seconds_per_epoch(), "device": str(trainer.strategy.root_device),
-               "threads": choice.to_dict(), "precision": precision, "signal": graceful.signum, "rank": trainer.global_rank,
+               "threads": choice.to_dict(), "signal": graceful.signum, "rank": trainer.global_rank,
                "world_size": trainer.world_size}  # fmt: skip
     return model, history, summary

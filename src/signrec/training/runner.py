@@ -332,7 +332,7 @@ def train(
         seconds=seconds, val_acc=_number(card.training.get("val_acc")), split=chosen.how,
         stopped=summary["stopped"], status=card.training["status"], fingerprint=fp["id"],
         threads=summary.get("threads", {}), plan={**summary.get("plan", {}), "max_frames": pre.max_frames},
-        precision=summary.get("precision", "32"),
+        precision=config.precision,
     )  # fmt: skip
     atomic_write_json(out / RUN_NAME, {**asdict(result), "fingerprint": fp, "card": asdict(card)})
     if interrupted:
