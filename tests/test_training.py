@@ -1,5 +1,6 @@
 """Training both frameworks on real keypoints: checkpoints, comparison, fingerprints, signals, Keras options."""
 
+import itertools
 import json
 import os
 import pickle
@@ -808,12 +809,52 @@ def test_progress_lines_of_the_plateau_schedule_say_when_it_can_stop(tmp_path, w
     assert plateau.epochs_left() == (2, "stops in 2 epochs (the rate's decay)")
     plateau.done = 7
     assert plateau.epochs_left() == (1, "stops in 1 epoch (the rate's decay)")
+    ending = io.StringIO()  # the schedule's last epoch is always shown, however soon after the line before
+    history = History(tmp_path / "e.csv", 300, 300, stream=ending, left=plateau.epochs_left)
+    for done, loss in ((6, 1.0), (7, 2.0), (8, 2.0)):  # the first shown (the best), the second not (1 left)
+        plateau.done = done
+        history.epoch(done, train_loss=1.0, val_loss=loss, val_acc=0.5 if loss == 1.0 else 0.4)
+    assert [line.split(" |")[0] for line in ending.getvalue().splitlines()] == ["train epoch 6/300", "train epoch 8/300"]
     with pytest.raises(ValueError, match="plateau_wait"):
         TrainConfig(schedule="plateau", plateau_wait=0)
     assert "plateau_wait" not in TrainConfig(schedule="cosine").result_settings()  # older fingerprints stay
     with pytest.raises(ValueError, match="plateau schedule is for --framework torch"):
         train(webcam_signer, tmp_path / "keras", quick(reference(), schedule="plateau"), "keras")
     assert not (tmp_path / "keras").exists()  # refused before the run folder is touched
+
+
+@pytest.mark.slow
+def test_a_capped_refit_compresses_its_plan_to_end_with_its_decay_inside_its_cap(webcam_signer, tmp_path, monkeypatch):
+    """Issue 14 (the WLASL300 job within the hour): a refit replays the epochs validation chose on more clips, and
+    had no cap, so a machine slowing down in it took the job past the hour. With a time cap it is now capped in
+    proportion to its clips, and when the rest of its plan no longer fits, the rest is compressed into the epochs
+    that do: it ends inside its cap, with the plan's decay (the last epoch at the plan's last rate, 1%)."""
+    from signrec.presets import best
+    from signrec.training import lightning as lit
+
+    # better up to epoch 12, worse for 3 (the decay starts after epoch 15, for 8 epochs), better in the decay
+    monkeypatch.setattr(lit.LitClassifier, "validation_step",
+                        _validation_losses(lambda e: 1.0 if 12 <= e < 15 else 1 / (e + 1)))  # fmt: skip
+    # the validated model's epochs short; the refit's about 2 s, most of it this sleep (little changed by a load)
+    monkeypatch.setattr(lit.LitClassifier, "on_train_epoch_start",
+                        lambda self: time.sleep(1.5 if self.trainer.limit_val_batches == 0 else 0), raising=False)  # fmt: skip
+    logged = []
+    config = quick(best(), max_epochs=100, threads=1, warmup_epochs=1, plateau_wait=3, refit=True, max_minutes=0.4)
+    r = train(webcam_signer, tmp_path, config, log=logged.append)
+    validated, refit = (read_csv_rows(tmp_path / "members" / f / "history.csv") for f in ("seed-0", "refit-seed-1"))
+    plan = len(validated)  # 23 epochs, the last the best (fewer if a loaded machine made the validated cap start it)
+    split = Split.load(tmp_path / "split.json")
+    cap = 0.4 * (len(split.train) + len(split.val)) / len(split.train)
+    assert any(f"(seed 1, {plan} epochs, within {cap:.1f} min)" in line for line in logged)
+    rates, planned = [float(x["lr"]) for x in refit], [float(x["lr"]) for x in validated]
+    compressed = next((i for i, (a, b) in enumerate(zip(rates, planned)) if a != pytest.approx(b)), len(rates))
+    assert 1 < compressed < len(rates) < plan and sum(float(x["seconds"]) for x in refit) < cap * 60
+    assert rates[-1] == pytest.approx(1e-5) and all(a >= b for a, b in itertools.pairwise(rates))  # its decay, whole
+    assert all(any(rate == pytest.approx(x) for x in planned) for rate in rates)  # each at a rate of the plan
+    stopped = json.loads((tmp_path / "members" / "refit-seed-1" / "run.json").read_text())["stopped"]
+    assert stopped == (f"the validated run's {plan} epochs, compressed into {len(rates)} to end with its last rates "
+                       f"within the time cap ({cap:.1f} min)")  # fmt: skip
+    assert f"refit: the validated run's {plan} epochs, compressed" in r.stopped
 
 
 def test_a_refit_learns_from_the_validation_clips_for_as_long_as_validation_chose(webcam_signer, tmp_path, monkeypatch):

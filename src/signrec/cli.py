@@ -305,7 +305,7 @@ def _training_args(p: argparse.ArgumentParser) -> None:
                    "(default: the recipe's)")  # fmt: skip
     g.add_argument("--max-minutes", type=positive(float), help="stop gracefully after this long, keeping the best "
                    "model; with the plateau schedule (the best recipe's) the rate's decay starts in time to end "
-                   "by then")  # fmt: skip
+                   "by then; a refit is capped in proportion to its clips, its epochs compressed to fit")  # fmt: skip
     g.add_argument("--batch-size", type=positive(int), help="default: the recipe's (32)")
     g.add_argument("--lr", type=positive(float), help="learning rate (default: the recipe's)")
     g.add_argument("--threads", type=positive(int), help="torch threads (default: measured at the start)")

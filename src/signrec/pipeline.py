@@ -265,8 +265,8 @@ def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], store: KeypointStor
             f"{MIXUP_MAX_CLIPS_A_SIGN}{'' if capped_range else f'; more than {MIXUP_CAPPED_MAX_CLIPS} clips'}"
             f"; --refit/--no-refit and --mixup decide)")  # fmt: skip
         if minutes != given:
-            pair = (f" and its refit as many epochs, so that the two end within the hour (--no-refit: one model, "
-                    f"capped at {MIXUP_LARGE_SET_MINUTES:g} min)" if refit else "")  # fmt: skip
+            pair = (f" and its refit as many epochs, capped in proportion to its clips, so that the two end within "
+                    f"the hour (--no-refit: one model, capped at {MIXUP_LARGE_SET_MINUTES:g} min)" if refit else "")  # fmt: skip
             log(f"best model: training capped at {minutes:g} min a model{pair}, as mixup on a set this size trains "
                 f"2-3 times the epochs; the rate's decay starts in time to end by then (--max-minutes sets another "
                 f"cap, --mixup 0 trains without mixup or cap)")  # fmt: skip

@@ -104,7 +104,8 @@ class History:
                 self._w.writeheader()
         self._w.writerow({k: row.get(k, "") for k in HISTORY_FIELDS})
         self._f.flush()
-        if self.progress and (improved or now - self._printed >= PRINT_EVERY or epoch >= self.max_epochs):
+        last = epoch >= self.max_epochs or (self.left is not None and self.left()[0] == 0)  # the schedule's end
+        if self.progress and (improved or now - self._printed >= PRINT_EVERY or last):
             print(self.line(), file=self.stream, flush=True)
             self._printed = now
 

@@ -101,11 +101,13 @@ class ClipDataset(torch.utils.data.Dataset):
 class LitClassifier(L.LightningModule):
     """Cross-entropy, accuracy and the optimiser around any classifier `model(x, mask) -> logits`."""
 
-    def __init__(self, model: nn.Module, config: TrainConfig, plateau: _Plateau | None = None):
+    def __init__(self, model: nn.Module, config: TrainConfig, plateau: _Plateau | None = None,
+                 replay: _Replay | None = None):  # fmt: skip
         super().__init__()
         self.model = model
         self.config = config
         self.plateau = plateau
+        self.replay = replay
         self.loss = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         # per-sample means whose sums and counts are added up over processes when training on several
         self.metrics = nn.ModuleDict({f"{s}_{m}": MeanMetric() for s in STAGES for m in ("loss", "acc")})
@@ -161,6 +163,8 @@ class LitClassifier(L.LightningModule):
             factor = self.plateau.factor
         else:
             factor = lr_factor(c)
+        if self.replay is not None:  # a refit: the plan's rates where the replay has got to
+            factor = self.replay.warp(factor)
         return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor)}
 
 
@@ -189,14 +193,15 @@ class _Plateau(L.Callback):
         self.decay_epochs = 0
         self.timed = False  # whether the time cap started the decay (validation was still improving)
         self.minutes = config.max_minutes
-        self._ends: list[float] = []  # when this process's recent epochs ended (not saved: a resumed run re-measures)
+        self._pace = _Pace()
 
     @property
     def finished(self) -> bool:
         return self.decay_start is not None and self.done >= self.decay_start + self.decay_epochs
 
-    def factor(self, epoch: int) -> float:
-        """The rate's factor for `epoch` (0-based), what `LambdaLR` asks at the start of each epoch."""
+    def factor(self, epoch: float) -> float:
+        """The rate's factor for `epoch` (0-based; a compressed replay asks between epochs), what `LambdaLR` asks
+        at the start of each epoch."""
         if epoch < self.warm:
             return (epoch + 1) / self.warm
         if self.decay_start is None or epoch < self.decay_start:  # (a refit replays a decay set in advance)
@@ -219,11 +224,7 @@ class _Plateau(L.Callback):
             self.decay_start, self.decay_epochs = done, timed or self._length(done)
             self.timed = bool(timed) and self.bad < self.wait
             self.plateau_after = self.best_epoch  # the last better epoch before the decay
-            # the next epoch's rate: Lightning 2.6 steps the scheduler for it before this hook
-            scheduler = trainer.lr_scheduler_configs[0].scheduler
-            for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, strict=True):
-                group["lr"] = base * self.factor(done)
-            scheduler._last_lr = [g["lr"] for g in scheduler.optimizer.param_groups]
+            _rate_again(trainer, done)
         if self.finished:
             trainer.should_stop = True
 
@@ -233,19 +234,15 @@ class _Plateau(L.Callback):
 
     def _timed_decay(self, trainer: L.Trainer, done: int) -> int:
         """With a time cap: the decay's length if it must start now to end within the cap (the rest of the time
-        holds the decay that would start after one more epoch no longer), else 0. The estimate is the mean of
-        the last 10 epochs (validation included) and 10% to spare; a decay that no longer fits whole is shortened
-        to what fits. Rank 0 decides and the others follow, so every process of a distributed run starts alike."""
+        holds the decay that would start after one more epoch no longer), else 0; a decay that no longer fits whole
+        is shortened to what fits (`_Pace`). Rank 0 decides and the others follow, so every process of a
+        distributed run starts alike."""
         if not self.minutes or self.decay_start is not None:  # the same on every process: nothing to agree on
             return 0
-        self._ends = [*self._ends[-10:], time.perf_counter()]
-        timer = next((c for c in trainer.callbacks if isinstance(c, L.pytorch.callbacks.Timer)), None)
+        fits = self._pace.epochs_that_fit(trainer)
         length = 0
-        if timer is not None and len(self._ends) > 1 and done > self.warm:
-            per_epoch = 1.1 * (self._ends[-1] - self._ends[0]) / (len(self._ends) - 1)
-            left = timer.time_remaining("train") or 0.0
-            if per_epoch * (1 + self._length(done + 1)) > left:
-                length = max(1, min(self._length(done), int(left // per_epoch)))
+        if fits is not None and done > self.warm and 1 + self._length(done + 1) > fits:
+            length = max(1, min(self._length(done), fits))
         return int(trainer.strategy.broadcast(length, src=0))
 
     def epochs_left(self) -> tuple[int, str]:
@@ -269,6 +266,95 @@ class _Plateau(L.Callback):
     def load_state_dict(self, state: dict) -> None:
         for k, v in state.items():
             setattr(self, k, v)
+
+
+class _Pace:
+    """How many more epochs the rest of a run's time cap holds, at the pace of its recent epochs."""
+
+    def __init__(self) -> None:
+        self._ends: list[float] = []  # when this process's recent epochs ended (not saved: a resumed run re-measures)
+
+    def epochs_that_fit(self, trainer: L.Trainer) -> int | None:
+        """Called once at the end of each epoch: the whole epochs the rest of the time cap holds, at the mean of
+        the last 10 epochs (validation included) and 10% to spare; None without a cap or before two epochs."""
+        self._ends = [*self._ends[-10:], time.perf_counter()]
+        timer = next((c for c in trainer.callbacks if isinstance(c, L.pytorch.callbacks.Timer)), None)
+        if timer is None or len(self._ends) < 2:
+            return None
+        per_epoch = 1.1 * (self._ends[-1] - self._ends[0]) / (len(self._ends) - 1)
+        return int((timer.time_remaining("train") or 0.0) // per_epoch)
+
+
+class _Replay(L.Callback):
+    """A refit's replay of its validated run's `plan`: as many epochs, each with the rate the validated run had.
+
+    Within a time cap: when the rest of the plan no longer fits in the rest of the time (`_Pace`), it is compressed
+    into the epochs that fit, each then covering more than one of the plan's epochs (with the rate of the last of
+    them), so that the refit still ends with the plan's last rates (its decay, the last epoch at the plan's last
+    rate) rather than being cut at its constant rate by a machine that slowed down. Where it has got to is saved
+    in checkpoints, so a resumed refit goes on with it."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+        # from epoch `since` (0-based; plan position `at`) on, each epoch covers `pace` of the plan's
+        self.since, self.at, self.pace, self.done = 0, 0.0, 1.0, 0
+        self._pace = _Pace()
+
+    def position(self, epoch: float) -> float:
+        """Where in the plan (its epochs, 0-based, fractional once compressed) `epoch` starts."""
+        return self.at + (epoch - self.since) * self.pace
+
+    def warp(self, factor: Callable[[float], float]) -> Callable[[float], float]:
+        """The plan's rate `factor` (by the plan's epochs) as a factor by the epochs this run trains: the rate of
+        the last plan epoch that starts in each (the same epoch until the plan is compressed)."""
+        return lambda epoch: factor(math.ceil(self.position(epoch + 1) - 1e-6) - 1)
+
+    @property
+    def compressed(self) -> bool:
+        return self.pace > 1.0
+
+    def epochs_left(self) -> tuple[int, str]:
+        n = max(0, math.ceil((self.epochs - self.position(self.done)) / self.pace - 1e-6))
+        how = f"the validated run's {self.epochs}, compressed to fit the time cap" if self.compressed else (
+            "the validated run's length")  # fmt: skip
+        return n, f"stops in {epochs(n)} ({how})"
+
+    def on_train_start(self, trainer: L.Trainer, module: LitClassifier) -> None:
+        if self.done and self.epochs_left()[0] == 0:  # resumed after the plan ended (killed before the run was written)
+            trainer.should_stop = True
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: LitClassifier) -> None:
+        if not _epoch_complete(trainer):
+            return
+        self.done = done = trainer.current_epoch + 1
+        rest = self.epochs - self.position(done)
+        if rest < 1e-6:
+            trainer.should_stop = True
+            return
+        fits = self._pace.epochs_that_fit(trainer)
+        fits = int(trainer.strategy.broadcast(-1 if fits is None else fits, src=0))  # rank 0 decides
+        if 0 <= fits < math.ceil(rest / self.pace - 1e-6):
+            self.since, self.at, self.pace = done, self.position(done), rest / max(1, fits)
+            _rate_again(trainer, done)
+
+    def state_dict(self) -> dict:
+        return {"since": self.since, "at": self.at, "pace": self.pace, "done": self.done}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+
+
+def _rate_again(trainer: L.Trainer, epoch: int) -> None:
+    """Set the rate of the next epoch (0-based `epoch`) from the schedule again, after a callback changed it at the
+    end of an epoch: Lightning 2.6 steps an epoch's scheduler before those hooks."""
+    if not trainer.lr_scheduler_configs:
+        return
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    for group, base, factor in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas,
+                                   strict=True):  # fmt: skip
+        group["lr"] = base * factor(epoch)
+    scheduler._last_lr = [g["lr"] for g in scheduler.optimizer.param_groups]
 
 
 class _Record(L.Callback):
@@ -575,7 +661,8 @@ def fit(
     plateau = _Plateau(config) if config.schedule == "plateau" else None
     if plateau and replay and replay.get("decay_start") is not None:  # the validated run's rates, epoch by epoch
         plateau.decay_start, plateau.decay_epochs = replay["decay_start"], replay["decay_epochs"]
-    module = LitClassifier(model, config, plateau)
+    replayer = _Replay(max_epochs) if replay else None
+    module = LitClassifier(model, config, plateau, replayer)
     ckpt_dir = out / "lightning"
     last = ckpt_dir / LAST_CKPT
     resume = resume and last.exists()
@@ -585,13 +672,7 @@ def fit(
     done = torch.load(last, map_location="cpu", weights_only=True)["epoch"] + 1 if resume and primary else None
     # with the plateau schedule the decay ends training, not early stopping (which would cut the decay short)
     patience = config.max_epochs if plateau else config.patience
-    left = plateau.epochs_left if plateau else None
-    if replay:
-
-        def left() -> tuple[int, str]:
-            n = max(0, max_epochs - len(history.rows))
-            return n, f"stops in {epochs(n)} (the validated run's length)"
-
+    left = replayer.epochs_left if replayer else plateau.epochs_left if plateau else None
     history = History(out / "history.csv", max_epochs, patience, config.progress,
                       desc="refit" if replay else "train", max_minutes=config.max_minutes, resume=resume,
                       epochs_done=done, left=left)  # fmt: skip
@@ -611,8 +692,8 @@ def fit(
         max_epochs=max_epochs, accelerator="auto", devices=config.devices, strategy=config.strategy,
         num_nodes=config.num_nodes, logger=loggers or False, use_distributed_sampler=False,
         limit_val_batches=0 if replay else None,
-        callbacks=[*averaging, *([plateau] if plateau else []), best_ckpt, _ResumePoint(last),
-                   *([] if replay else [stop]), graceful, _Record(history)],
+        callbacks=[*averaging, *([plateau] if plateau else []), *([replayer] if replayer else []), best_ckpt,
+                   _ResumePoint(last), *([] if replay else [stop]), graceful, _Record(history)],
         enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1, deterministic=False, num_sanity_val_steps=0,
         gradient_clip_val=config.grad_clip or None, precision="bf16-mixed" if config.precision == "bf16" else "32-true",
         max_time={"minutes": config.max_minutes} if config.max_minutes else None,
@@ -637,7 +718,10 @@ def fit(
     model.cpu().eval()
     if graceful.signum is not None:
         stopped = signal.Signals(graceful.signum).name
-    elif replay and len(history.rows) >= max_epochs:
+    elif replayer and replayer.compressed and replayer.epochs_left()[0] == 0:
+        stopped = (f"the validated run's {epochs(max_epochs)}, compressed into {len(history.rows)} to end with its "
+                   f"last rates within the time cap ({config.max_minutes:.1f} min)")  # fmt: skip
+    elif replayer and replayer.epochs_left()[0] == 0:
         stopped = f"the validated run's length ({max_epochs} epochs)"
     elif plateau and plateau.finished and plateau.timed:
         stopped = (f"the time cap ({config.max_minutes:g} min): validation was still improving (last at epoch "
@@ -647,8 +731,11 @@ def fit(
         stopped = (f"validation (no better val loss for {config.plateau_wait} epochs after epoch {plateau.plateau_after} "
                    f"by epoch {plateau.decay_start}, then {plateau.decay_epochs} epochs of decay)")  # fmt: skip
     elif config.max_minutes and trainer.current_epoch < config.max_epochs and not stop.stopped_epoch:
-        stopped = f"time cap ({config.max_minutes:g} min)"
-        if plateau and plateau.decay_start is not None:  # the epochs ran slower than those that planned the decay
+        stopped = f"time cap ({config.max_minutes:.3g} min)"
+        if replayer:  # its epochs ran slower than those that fitted the plan to the cap
+            stopped += (f", at epoch {replayer.position(replayer.done):.0f} of the validated run's {max_epochs}"
+                        f"{' (compressed)' if replayer.compressed else ''}")  # fmt: skip
+        elif plateau and plateau.decay_start is not None:  # the epochs ran slower than those that planned the decay
             stopped += (f", {epochs(plateau.decay_start + plateau.decay_epochs - len(history.rows))} before the end "
                         f"of the rate's decay (which started after epoch {plateau.decay_start})")  # fmt: skip
     elif stop.stopped_epoch:

@@ -361,9 +361,11 @@ def _train_ensemble(store: KeypointStore, out: Path, recipe: Recipe, chosen: Spl
     atomic_write_json(out / RUN_NAME, {"status": "running", "fingerprint": fp, "run": str(out)})
     t0 = time.perf_counter()
     member_recipe = lambda seed: recipe.with_config(seed=seed, ensemble=1, refit=False)
-    # a refit trains its whole plan: cut short by --max-minutes it would stop before its rate decays, and be averaged
-    # in as if finished (the cap bounds each validated model; a signal still stops a refit, to be resumed)
-    refit_recipe = lambda seed: recipe.with_config(seed=seed, ensemble=1, refit=False, max_minutes=None)
+    both = Split(sorted(chosen.train + chosen.val), [], chosen.test, f"{chosen.how}, validation clips trained on")
+    # a time cap bounds each refit too, in proportion to its clips (an epoch of all of them against one of the
+    # training clips), and the refit compresses its plan to end within it, decay included (fit's replay)
+    cap = config.max_minutes * len(both.train) / len(chosen.train) if config.max_minutes else None
+    refit_recipe = lambda seed: recipe.with_config(seed=seed, ensemble=1, refit=False, max_minutes=cap)
     learn = {"where": where if answers else None, "log": log, "extra_glosses": bool(answers)}
     results, refits = [], []
     for i in range(config.ensemble):
@@ -377,9 +379,9 @@ def _train_ensemble(store: KeypointStore, out: Path, recipe: Recipe, chosen: Spl
                 raise RunConflict(f"{r.run} was trained by an earlier signrec, which did not record how long validation "
                                   f"let it train, so it cannot be refitted; use --force to train it again")  # fmt: skip
             twin, plan = seed + config.ensemble, refit_plan(r, config.refit_whole)
-            both = Split(sorted(chosen.train + chosen.val), [], chosen.test, f"{chosen.how}, validation clips trained on")
-            log(f"refit of seed {seed} on its training and validation clips (seed {twin}, {plan['epochs']} epochs) "
-                f"in {out / MEMBERS / f'refit-seed-{twin}'}")  # fmt: skip
+            within = f", within {cap:.1f} min" if cap else ""
+            log(f"refit of seed {seed} on its training and validation clips (seed {twin}, {plan['epochs']} epochs"
+                f"{within}) in {out / MEMBERS / f'refit-seed-{twin}'}")  # fmt: skip
             refits.append(train(store, out / MEMBERS / f"refit-seed-{twin}", refit_recipe(twin), "torch", both,
                                 replay=plan, **learn))  # type: ignore[arg-type]
             log(refits[-1].line())
@@ -418,7 +420,7 @@ def _train_ensemble(store: KeypointStore, out: Path, recipe: Recipe, chosen: Spl
         epochs=sum(r.epochs for r in everyone), best_epoch=0,
         seconds_per_epoch=statistics.mean(r.seconds_per_epoch for r in everyone), seconds=time.perf_counter() - t0,
         val_acc=card.training["val_acc"], split=chosen.how,
-        stopped="validation (each validated member)" + (", refits as long as their twins" if refits else ""),
+        stopped="validation (each validated member)" + "".join(f"; refit: {r.stopped}" for r in refits),
         fingerprint=fp["id"], threads=results[0].threads, members=members, precision=results[0].precision,
     )  # fmt: skip
     atomic_write_json(out / RUN_NAME, {**asdict(result), "fingerprint": fp, "card": asdict(card)})
