@@ -824,20 +824,24 @@ def test_progress_lines_of_the_plateau_schedule_say_when_it_can_stop(tmp_path, w
 
 
 @pytest.mark.slow
-def test_a_capped_refit_compresses_its_plan_to_end_with_its_decay_inside_its_cap(webcam_signer, tmp_path, monkeypatch):
+@pytest.mark.parametrize("slow_epochs", [100, 4], ids=["slow-throughout", "slow-for-4-epochs"])
+def test_a_capped_refit_compresses_its_plan_to_end_with_its_decay_inside_its_cap(webcam_signer, tmp_path, monkeypatch,
+                                                                                 slow_epochs):  # fmt: skip
     """Issue 14 (the WLASL300 job within the hour): a refit replays the epochs validation chose on more clips, and
     had no cap, so a machine slowing down in it took the job past the hour. With a time cap it is now capped in
     proportion to its clips, and when the rest of its plan no longer fits, the rest is compressed into the epochs
-    that do: it ends inside its cap, with the plan's decay (the last epoch at the plan's last rate, 1%)."""
+    that do: it ends inside its cap, with the plan's decay (the last epoch at the plan's last rate, 1%). A machine
+    that speeds up again gets the plan's pace back (the refit trains about as many epochs as planned)."""
     from signrec.presets import best
     from signrec.training import lightning as lit
 
     # better up to epoch 12, worse for 3 (the decay starts after epoch 15, for 8 epochs), better in the decay
     monkeypatch.setattr(lit.LitClassifier, "validation_step",
                         _validation_losses(lambda e: 1.0 if 12 <= e < 15 else 1 / (e + 1)))  # fmt: skip
-    # the validated model's epochs short; the refit's about 2 s, most of it this sleep (little changed by a load)
+    # the validated model's epochs short; the refit's first `slow_epochs` about 2 s, most of it this sleep
     monkeypatch.setattr(lit.LitClassifier, "on_train_epoch_start",
-                        lambda self: time.sleep(1.5 if self.trainer.limit_val_batches == 0 else 0), raising=False)  # fmt: skip
+                        lambda self: time.sleep(1.5 if self.trainer.limit_val_batches == 0
+                                                and self.current_epoch < slow_epochs else 0), raising=False)  # fmt: skip
     logged = []
     config = quick(best(), max_epochs=100, threads=1, warmup_epochs=1, plateau_wait=3, refit=True, max_minutes=0.4)
     r = train(webcam_signer, tmp_path, config, log=logged.append)
@@ -855,6 +859,9 @@ def test_a_capped_refit_compresses_its_plan_to_end_with_its_decay_inside_its_cap
     assert stopped == (f"the validated run's {plan} epochs, compressed into {len(rates)} to end with its last rates "
                        f"within the time cap ({cap:.1f} min)")  # fmt: skip
     assert f"refit: the validated run's {plan} epochs, compressed" in r.stopped
+    if slow_epochs < plan:  # compressed after epoch 2 (to about half the pace), back to the plan's pace in the decay
+        decay = [x for x in planned if x < 1e-3 * 0.999]
+        assert sum(any(rate == pytest.approx(x) for rate in rates) for x in decay) >= len(decay) - 1
 
 
 def test_a_refit_learns_from_the_validation_clips_for_as_long_as_validation_chose(webcam_signer, tmp_path, monkeypatch):

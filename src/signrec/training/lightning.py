@@ -291,7 +291,8 @@ class _Replay(L.Callback):
     Within a time cap: when the rest of the plan no longer fits in the rest of the time (`_Pace`), it is compressed
     into the epochs that fit, each then covering more than one of the plan's epochs (with the rate of the last of
     them), so that the refit still ends with the plan's last rates (its decay, the last epoch at the plan's last
-    rate) rather than being cut at its constant rate by a machine that slowed down. Where it has got to is saved
+    rate) rather than being cut at its constant rate by a machine that slowed down; when more fits again, it goes
+    back towards the plan's pace. Where it has got to is saved
     in checkpoints, so a resumed refit goes on with it."""
 
     def __init__(self, epochs: int):
@@ -311,7 +312,7 @@ class _Replay(L.Callback):
 
     @property
     def compressed(self) -> bool:
-        return self.pace > 1.0
+        return self.pace > 1.0 + 1e-9
 
     def epochs_left(self) -> tuple[int, str]:
         n = max(0, math.ceil((self.epochs - self.position(self.done)) / self.pace - 1e-6))
@@ -333,8 +334,13 @@ class _Replay(L.Callback):
             return
         fits = self._pace.epochs_that_fit(trainer)
         fits = int(trainer.strategy.broadcast(-1 if fits is None else fits, src=0))  # rank 0 decides
-        if 0 <= fits < math.ceil(rest / self.pace - 1e-6):
-            self.since, self.at, self.pace = done, self.position(done), rest / max(1, fits)
+        if fits < 0:
+            return
+        # the epochs for the rest: as many as fit, never more than the plan's (a machine that sped up again after
+        # a compression goes back towards the plan's pace)
+        n = max(1, min(fits, math.floor(rest + 1e-6)))
+        if n != math.ceil(rest / self.pace - 1e-6):
+            self.since, self.at, self.pace = done, self.position(done), max(1.0, rest / n)
             _rate_again(trainer, done)
 
     def state_dict(self) -> dict:
