@@ -130,8 +130,8 @@ MIXUP_MAX_CLIPS_A_SIGN = 20
 MIXUP_LARGE_SET_MINUTES = 50.0
 # ... and with a refit too (its default there in one process), REFIT_LARGE_SET_MINUTES for the validated model, so
 # that it and its refit (as many epochs on the training and validation clips: WLASL300's 2,319 against 1,876, and
-# no validation; capped in proportion, 30.9 min there, and compressed to fit if the machine slows) end within the
-# hour. On WLASL300 with validation taken from the training clips, scored on the
+# no validation; capped in proportion, 30.9 min there, its epochs compressed when they would not fit) end within
+# the hour. On WLASL300 with validation taken from the training clips, scored on the
 # official validation clips neither model saw, such a pair scored 66.8% top-1 / 88.5% top-5 against 61.2 / 86.2 for
 # the validated model alone (one seed; BENCHMARKS.md, Hundreds of signs, Release 15).
 REFIT_LARGE_SET_MINUTES = 25.0

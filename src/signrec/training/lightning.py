@@ -292,8 +292,7 @@ class _Replay(L.Callback):
     into the epochs that fit, each then covering more than one of the plan's epochs (with the rate of the last of
     them), so that the refit still ends with the plan's last rates (its decay, the last epoch at the plan's last
     rate) rather than being cut at its constant rate by a machine that slowed down; when more fits again, it goes
-    back towards the plan's pace. Where it has got to is saved
-    in checkpoints, so a resumed refit goes on with it."""
+    back towards the plan's pace. Where it has got to is saved in checkpoints, so a resumed refit goes on with it."""
 
     def __init__(self, epochs: int):
         self.epochs = epochs
