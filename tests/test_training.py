@@ -913,6 +913,15 @@ def test_a_refit_learns_from_the_validation_clips_for_as_long_as_validation_chos
     assert ev.metrics.top1 == pytest.approx(val_acc) and any("validated.pt" in w for w in ev.warnings)
     whole = evaluate_run(tmp_path, split="all")  # the whole model on every clip: the validation clips were learnt
     assert whole.in_training == len(split.train) + len(split.val)
+    # resumed with a member made differently (an ensemble interrupted under an earlier signrec): the error names
+    # it, and --force replaces that member (not those made alike), as it would a whole run
+    for run_json, changed in ((tmp_path / "run.json", {}), (refit / "run.json", {"fingerprint": {"id": "older"}})):
+        run_json.write_text(json.dumps({**json.loads(run_json.read_text()), "status": "running", **changed}))
+    with pytest.raises(RunConflict, match="refit-seed-1 holds a run made differently"):
+        train(webcam_signer, tmp_path, config)
+    again = train(webcam_signer, tmp_path, config, force=True)
+    assert again.epochs == r.epochs and len(read_csv_rows(refit / "history.csv")) == 6
+    assert json.loads((refit / "run.json").read_text())["fingerprint"]["id"] != "older"
     with pytest.raises(ValueError, match="refit"):
         train(webcam_signer, tmp_path / "keras", quick(reference(), refit=True), "keras")
 

@@ -264,7 +264,7 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
         chosen.save(out / SPLIT_NAME)
     if config.ensemble > 1 or config.refit:
-        return _train_ensemble(store, out, recipe, chosen, fp, where, log, answers)
+        return _train_ensemble(store, out, recipe, chosen, fp, where, log, answers, force)
     pre = recipe.preprocess.for_parts(store.parts)
     train_clips, val_clips = store.subset(chosen.train), store.subset(chosen.val)
     if not train_clips or not (val_clips or replay):
@@ -344,7 +344,7 @@ def train(
 
 
 def _train_ensemble(store: KeypointStore, out: Path, recipe: Recipe, chosen: Split, fp: dict, where: object,
-                    log, answers: list[str] | None = None) -> TrainResult:  # fmt: skip
+                    log, answers: list[str] | None = None, force: bool = False) -> TrainResult:  # fmt: skip
     """`config.ensemble` models trained one after another with seeds seed, seed + 1, ... on the same split, each a
     run of its own in OUT/members/seed-<N> (so an interrupted ensemble resumes where it stopped), then one
     checkpoint whose prediction is their averaged probabilities, calibrated on validation as a single model is.
@@ -366,7 +366,9 @@ def _train_ensemble(store: KeypointStore, out: Path, recipe: Recipe, chosen: Spl
     # training clips), and the refit compresses its plan to end within it, decay included (fit's replay)
     cap = config.max_minutes * len(both.train) / len(chosen.train) if config.max_minutes else None
     refit_recipe = lambda seed: recipe.with_config(seed=seed, ensemble=1, refit=False, max_minutes=cap)
-    learn = {"where": where if answers else None, "log": log, "extra_glosses": bool(answers)}
+    # `force` replaces a member made differently (one left by an earlier signrec in an interrupted ensemble) as it
+    # does a whole run; members made alike are reused or resumed all the same
+    learn = {"where": where if answers else None, "log": log, "extra_glosses": bool(answers), "force": force}
     results, refits = [], []
     for i in range(config.ensemble):
         seed = config.seed + i
