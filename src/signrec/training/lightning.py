@@ -313,6 +313,10 @@ class _Replay(L.Callback):
     def compressed(self) -> bool:
         return self.pace > 1.0 + 1e-9
 
+    @property
+    def finished(self) -> bool:
+        return self.epochs - self.position(self.done) < 1e-6
+
     def epochs_left(self) -> tuple[int, str]:
         n = max(0, math.ceil((self.epochs - self.position(self.done)) / self.pace - 1e-6))
         how = f"the validated run's {self.epochs}, compressed to fit the time cap" if self.compressed else (
@@ -320,17 +324,17 @@ class _Replay(L.Callback):
         return n, f"stops in {epochs(n)} ({how})"
 
     def on_train_start(self, trainer: L.Trainer, module: LitClassifier) -> None:
-        if self.done and self.epochs_left()[0] == 0:  # resumed after the plan ended (killed before the run was written)
+        if self.finished:  # resumed after the plan ended (killed before the run was written)
             trainer.should_stop = True
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: LitClassifier) -> None:
         if not _epoch_complete(trainer):
             return
         self.done = done = trainer.current_epoch + 1
-        rest = self.epochs - self.position(done)
-        if rest < 1e-6:
+        if self.finished:
             trainer.should_stop = True
             return
+        rest = self.epochs - self.position(done)
         fits = self._pace.epochs_that_fit(trainer)
         fits = int(trainer.strategy.broadcast(-1 if fits is None else fits, src=0))  # rank 0 decides
         if fits < 0:
@@ -723,10 +727,10 @@ def fit(
     model.cpu().eval()
     if graceful.signum is not None:
         stopped = signal.Signals(graceful.signum).name
-    elif replayer and replayer.compressed and replayer.epochs_left()[0] == 0:
+    elif replayer and replayer.finished and replayer.compressed:
         stopped = (f"the validated run's {epochs(max_epochs)}, compressed into {len(history.rows)} to end with its "
                    f"last rates within the time cap ({config.max_minutes:.1f} min)")  # fmt: skip
-    elif replayer and replayer.epochs_left()[0] == 0:
+    elif replayer and replayer.finished:
         stopped = f"the validated run's length ({max_epochs} epochs)"
     elif plateau and plateau.finished and plateau.timed:
         stopped = (f"the time cap ({config.max_minutes:g} min): validation was still improving (last at epoch "
