@@ -154,8 +154,9 @@ def test_run_does_the_whole_job_and_reuses_its_stages(data_dir, tmp_path, capsys
     rows = read_csv_rows(out / "comparison.csv")
     assert [r["model"] for r in rows] == ["reference-torch", "reference-keras", "best"]
     assert rows[0]["parameters"] == rows[1]["parameters"]  # same architecture, same count in both frameworks
-    best_card = load_predictor(out / "runs" / "best").card  # a few clips: refitted and mixed up by default
-    assert best_card.training["validated"] == "validated.pt" and best_card.training["members"][1]["refit"]
+    best_card = load_predictor(out / "runs" / "best").card  # a few clips: two pairs, mixed up, by default
+    assert best_card.training["validated"] == "validated.pt"
+    assert [m.get("refit", False) for m in best_card.training["members"]] == [False, False, True, True]
     assert best_card.training["mixup"] == 0.4 and [r["mixup"] for r in rows] == ["-", "-", "0.4"]
     from signrec.training.config import resolve_precision
     from signrec.training.runner import on_accelerator
@@ -163,6 +164,7 @@ def test_run_does_the_whole_job_and_reuses_its_stages(data_dir, tmp_path, capsys
     # the best model's arithmetic as this machine resolves auto
     assert [r["train_precision"] for r in rows] == ["32", "32", resolve_precision("auto", "convformer", on_accelerator())]
     assert "a refit on training + validation clips too, mixup 0.4 (" in first and "runs/best/validated.pt" in report
+    assert "best model: 2 validated models and their refits, all averaged" in first
     split = json.loads((out / "split.json").read_text())
     mtime = (out / "runs" / "best" / "model.pt").stat().st_mtime_ns
     assert main(args) == 0

@@ -22,7 +22,9 @@ from .training.config import (
     MIXUP_MAX_CLIPS_A_SIGN,
     PRECISIONS,
     REFIT_LARGE_SET_MINUTES,
+    SMALL_SET_ENSEMBLE,
     SMALL_SET_MAX_CLIPS,
+    SMALL_SET_MINUTES,
 )
 from .training.stop import Interrupted, SecondaryRank
 
@@ -329,9 +331,9 @@ def _precision_arg(g: argparse._ActionsContainer, which: str, default: str) -> N
                    f"and prediction always in float32 (default: {default})")  # fmt: skip
 
 
-def _ensemble_arg(p: argparse.ArgumentParser, which: str, refit_default: str) -> None:
+def _ensemble_arg(p: argparse.ArgumentParser, which: str, refit_default: str, default: str = "1") -> None:
     p.add_argument("--ensemble", type=positive(int), help=f"train {which} N times (seeds SEED, SEED+1, ...) and "
-                   "average their probabilities: slower by N, usually a few points more accurate (default: 1)")  # fmt: skip
+                   f"average their probabilities: slower by N, usually a few points more accurate (default: {default})")  # fmt: skip
     p.add_argument("--refit", action=argparse.BooleanOptionalAction, default=None,
                    help=f"once validation has chosen how long to train {which}, train it again (another seed) on the "
                    "training and validation clips together for as long, and average the two: about twice the time, "
@@ -560,7 +562,12 @@ def _run(p: argparse.ArgumentParser) -> None:
     _data_args(p)
     _training_args(p)
     _ensemble_arg(p, "the best model", f"on when one process trains on at most {SMALL_SET_MAX_CLIPS:,} clips, or "
-                  f"on more with the mixup chosen by default; several processes train no refit")  # fmt: skip
+                  f"on more with the mixup chosen by default; several processes train no refit",
+                  f"{SMALL_SET_ENSEMBLE} where the refit and the mixup chosen by default are on and the split trains on at "
+                  f"most {SMALL_SET_MAX_CLIPS:,} clips, each validated model's training then capped at "
+                  f"{SMALL_SET_MINUTES:g} min and its refit's in proportion unless --max-minutes says otherwise, so "
+                  f"that they end within the hour; else 1. --ensemble N trains N validated models (and their refits) "
+                  f"with no cap unless --max-minutes gives one")  # fmt: skip
     _mixup_arg(p, "of the best model ", f"{MIXUP_ALPHA:g} when the split trains on at most {MIXUP_MAX_CLIPS_A_SIGN} "
                f"clips a sign on average and {MIXUP_CAPPED_MAX_CLIPS:,} in all, else 0; on more than "
                f"{SMALL_SET_MAX_CLIPS:,} clips with the validated model's training capped at "
@@ -589,7 +596,7 @@ def _run(p: argparse.ArgumentParser) -> None:
         s = run_job(args.out, videos=args.videos, keypoints=args.keypoints,
                     glosses=args.glosses.split(",") if args.glosses else None, top=args.top, metadata=args.metadata,
                     local=args.local, models=models, max_epochs=args.max_epochs, max_minutes=args.max_minutes,
-                    ensemble=args.ensemble or 1, refit=args.refit, mixup=args.mixup, precision=args.precision,
+                    ensemble=args.ensemble, refit=args.refit, mixup=args.mixup, precision=args.precision,
                     workers=args.workers, seed=args.seed, split=args.split, where=args.where, aliases=names,
                     extra_glosses=args.extra_glosses,
                     threads=args.threads, force=args.force, progress=not args.no_progress,

@@ -24,7 +24,9 @@ from .training.config import (
     MIXUP_LARGE_SET_MINUTES,
     MIXUP_MAX_CLIPS_A_SIGN,
     REFIT_LARGE_SET_MINUTES,
+    SMALL_SET_ENSEMBLE,
     SMALL_SET_MAX_CLIPS,
+    SMALL_SET_MINUTES,
     TrainConfig,
 )
 from .training.runner import RunConflict, TrainResult, train
@@ -238,12 +240,15 @@ def recipes_for(models: tuple[str, ...], seed: int, progress: bool, max_epochs: 
 
 
 def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], store: KeypointStore, train: list[str],
-                        refit: bool | None, mixup: float | None, one_process: bool, log) -> list[tuple[str, Recipe, str]]:  # fmt: skip
-    """`jobs` with the best model's refit and mixup as the command set them, or, where it left them to signrec
-    (None), decided from the `train` clips of `store`: the refit for at most SMALL_SET_MAX_CLIPS clips in
+                        refit: bool | None, mixup: float | None, one_process: bool, log,
+                        ensemble: int | None) -> list[tuple[str, Recipe, str]]:  # fmt: skip
+    """`jobs` with the best model's refit, mixup and ensemble as the command set them, or, where it left them to
+    signrec (None), decided from the `train` clips of `store`: the refit for at most SMALL_SET_MAX_CLIPS clips in
     `one_process`, mixup for at most MIXUP_MAX_CLIPS_A_SIGN a sign and MIXUP_CAPPED_MAX_CLIPS clips, and with it on
     more than SMALL_SET_MAX_CLIPS clips the refit too (in `one_process`) and a cap on the validated model's training
-    unless the command gave one: REFIT_LARGE_SET_MINUTES with a refit, MIXUP_LARGE_SET_MINUTES without.
+    unless the command gave one: REFIT_LARGE_SET_MINUTES with a refit, MIXUP_LARGE_SET_MINUTES without; on at most
+    SMALL_SET_MAX_CLIPS clips with both the refit and the mixup chosen here, SMALL_SET_ENSEMBLE validated models and
+    their refits, capped at SMALL_SET_MINUTES unless the command gave a cap (the reasons: training/config.py).
     Every process of a run decides alike; rank 0 says what it chose (`log`; None on the others)."""
     if not any(name == "best" for name, _, _ in jobs):
         return jobs
@@ -254,9 +259,13 @@ def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], store: KeypointStor
     mixup = (MIXUP_ALPHA if a_sign <= MIXUP_MAX_CLIPS_A_SIGN and capped_range else 0.0) if chosen else mixup
     capped = bool(chosen and mixup and not small)  # a larger set with the mixup chosen here: a pair inside the hour
     refit = (small or capped) and one_process if refit is None else refit
+    more_pairs = bool(ensemble is None and chosen and mixup and small and refit and one_process)
     given = next(r.config.max_minutes for n, r, _ in jobs if n == "best")
-    cap = REFIT_LARGE_SET_MINUTES if refit else MIXUP_LARGE_SET_MINUTES
-    minutes = cap if capped and given is None else given
+    if given is not None or not (capped or more_pairs):
+        minutes = given
+    else:  # a pair (larger set) or pairs (small set) inside the hour
+        minutes = SMALL_SET_MINUTES if more_pairs else REFIT_LARGE_SET_MINUTES if refit else MIXUP_LARGE_SET_MINUTES
+    chosen_ensemble = {"ensemble": SMALL_SET_ENSEMBLE} if more_pairs else {}
     if log is not None:
         log(f"best model: {'a refit on training + validation clips too' if refit else 'no refit'}, "
             f"{f'mixup {mixup:g}' if mixup else 'no mixup'} ({len(train)} training clips, "
@@ -264,14 +273,21 @@ def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], store: KeypointStor
             f"; {a_sign:.1f} a sign, {'at most' if a_sign <= MIXUP_MAX_CLIPS_A_SIGN else 'more than'} "
             f"{MIXUP_MAX_CLIPS_A_SIGN}{'' if capped_range else f'; more than {MIXUP_CAPPED_MAX_CLIPS} clips'}"
             f"; --refit/--no-refit and --mixup decide)")  # fmt: skip
-        if minutes != given:
+        if more_pairs:
+            cap = (f"each validated model's training capped at {minutes:g} min (--max-minutes)" if given is not None
+                   else f"each validated model's training capped at {minutes:g} min and its refit's in proportion to "
+                   f"its clips, so that the {2 * SMALL_SET_ENSEMBLE} end within the hour on a slow day too; the "
+                   f"rate's decay starts in time to end by then (--max-minutes sets another cap)")  # fmt: skip
+            log(f"best model: {SMALL_SET_ENSEMBLE} validated models and their refits, all averaged (--ensemble 1: one "
+                f"pair; --ensemble N: N pairs, with no cap unless --max-minutes gives one), {cap}")  # fmt: skip
+        elif minutes != given:
             pair = (f" and its refit as many epochs, capped in proportion to its clips, so that the two end within "
                     f"the hour (--no-refit: one model, capped at {MIXUP_LARGE_SET_MINUTES:g} min)" if refit else "")  # fmt: skip
             log(f"best model: training capped at {minutes:g} min a model{pair}, as mixup on a set this size trains "
                 f"2-3 times the epochs; the rate's decay starts in time to end by then (--max-minutes sets another "
                 f"cap, --mixup 0 trains without mixup or cap)")  # fmt: skip
-    return [(n, r.with_config(refit=refit, mixup=mixup, max_minutes=minutes) if n == "best" else r, fw)
-            for n, r, fw in jobs]  # fmt: skip
+    return [(n, r.with_config(refit=refit, mixup=mixup, max_minutes=minutes, **chosen_ensemble) if n == "best" else r,
+             fw) for n, r, fw in jobs]  # fmt: skip
 
 
 def run(
@@ -285,7 +301,7 @@ def run(
     models: tuple[str, ...] = RUN_MODELS,
     max_epochs: int | None = None,
     max_minutes: float | None = None,
-    ensemble: int = 1,
+    ensemble: int | None = None,
     refit: bool | None = None,
     workers: int | None = None,
     seed: int = 0,
@@ -323,7 +339,7 @@ def run(
 
     `refit`: once validation has chosen how long the best model trains, a second one trains on the training and
     validation clips together for as long, and the two answer together (see `training.runner`); the report's
-    validation figures are of the validated model alone. It about doubles the best model's training time; by
+    validation figures are of the validated model(s) alone. It about doubles the best model's training time; by
     default (None) it is on when one process trains and the split trains on at most SMALL_SET_MAX_CLIPS clips, or
     on more with the mixup chosen by default (below).
 
@@ -334,6 +350,11 @@ def run(
     2-3 times the epochs; the plateau schedule starts its decay in time to end within it): REFIT_LARGE_SET_MINUTES
     with the refit (its default there in one process), so that it and the refit end within the hour, else
     MIXUP_LARGE_SET_MINUTES.
+
+    `ensemble`: the best model's validated models (`TrainConfig.ensemble`), each with its refit when there is one;
+    by default (None) SMALL_SET_ENSEMBLE where the split trains on at most SMALL_SET_MAX_CLIPS clips and both the
+    refit and the mixup chosen by default are on, each validated model's training then capped at SMALL_SET_MINUTES
+    unless `max_minutes` sets a cap, so that they end within the hour; else 1.
 
     `precision`: the best model's arithmetic in training (`TrainConfig.precision`; None: its recipe's, "auto").
     """
@@ -348,8 +369,8 @@ def run(
         raise ValueError("signrec run starts its own training processes (--devices N --strategy ddp on one machine); "
                          "under torchrun or srun, extract with `signrec extract` and train with `signrec train` "
                          "(docs/cluster.md)")  # fmt: skip
-    jobs = recipes_for(models, seed, progress, max_epochs, max_minutes, threads, devices, strategy, num_nodes, ensemble,
-                       bool(refit), mixup or 0.0, precision)  # fmt: skip
+    jobs = recipes_for(models, seed, progress, max_epochs, max_minutes, threads, devices, strategy, num_nodes,
+                       1 if ensemble is None else ensemble, bool(refit), mixup or 0.0, precision)  # fmt: skip
     keras = [name for name, _, framework in jobs if framework == "keras"]
     if extra_glosses and keras:
         raise ValueError(f"extra glosses are for the PyTorch models; {', '.join(keras)} is Keras: choose "
@@ -360,7 +381,8 @@ def run(
         store, learn_from = answer_and_learn(store, where, extra_glosses)
         learning = store if learn_from is None else learn_from  # the clips the split deals out
         chosen, _ = job_split(learning, out, split, seed, force, write=False)
-        jobs = _small_set_defaults(jobs, learning, chosen.train, refit, mixup, devices == 1 and num_nodes == 1, None)
+        jobs = _small_set_defaults(jobs, learning, chosen.train, refit, mixup,
+                                   devices == 1 and num_nodes == 1, None, ensemble)
         _train_and_evaluate(store, out, jobs, chosen, force, log, learn_from=learn_from, where=where)  # raises SecondaryRank
     out.mkdir(parents=True, exist_ok=True)
     if glosses is not None or top is not None:
@@ -381,7 +403,8 @@ def run(
     learning = store if learn_from is None else learn_from  # the clips the split deals out
     chosen, stages["split"] = job_split(learning, out, split, seed, force)
     log(chosen.describe(learning))
-    jobs = _small_set_defaults(jobs, learning, chosen.train, refit, mixup, devices == 1 and num_nodes == 1, log)
+    jobs = _small_set_defaults(jobs, learning, chosen.train, refit, mixup,
+                               devices == 1 and num_nodes == 1, log, ensemble)
     rows, evaluations, results, trained = _train_and_evaluate(store, out, jobs, chosen, force, log,
                                                               learn_from=learn_from, where=where)  # fmt: skip
     stages.update(trained)

@@ -110,7 +110,8 @@ class TrainConfig:
 
 
 # `signrec run` refits its best model by default (`TrainConfig.refit`) when the split trains on at most this many
-# clips: there a few clips a sign are all it has, and twice the training is minutes; above it (WLASL300's 1,876
+# clips: there a few clips a sign are all it has, and twice the training is minutes (with mixup, two such pairs:
+# SMALL_SET_ENSEMBLE, below); above it (WLASL300's 1,876
 # training clips took about 40 minutes without a refit on 2 cores) two whole trainings would push the job past an
 # hour, so there it refits only with the mixup it chose and the cap that comes with it (REFIT_LARGE_SET_MINUTES,
 # below), or when asked with --refit.
@@ -135,6 +136,16 @@ MIXUP_LARGE_SET_MINUTES = 50.0
 # official validation clips neither model saw, such a pair scored 66.8% top-1 / 88.5% top-5 against 61.2 / 86.2 for
 # the validated model alone (one seed; BENCHMARKS.md, Hundreds of signs, Release 15).
 REFIT_LARGE_SET_MINUTES = 25.0
+# On a set of at most SMALL_SET_MAX_CLIPS where it chose mixup and the refit (WLASL100: 741 training clips),
+# `signrec run` trains SMALL_SET_ENSEMBLE such pairs, on seeds 0, 1, ..., all averaged: on WLASL100 with
+# validation taken from the training clips, two pairs scored 83.0% top-1 / 94.5% top-5 on the official validation
+# clips no model saw, against 81.2 / 94.2 for one (the mean of two seeds; BENCHMARKS.md, Hundreds of signs, Release
+# 18). Each validated model is then capped at SMALL_SET_MINUTES and its refit in proportion (15.3 min on WLASL100),
+# so that the four end within the hour on a day the machine is 2-3 times slower, as it has been (Release 12's one
+# pair took 55.6 min); on a usual day it does not bind: WLASL100's validated models took 7.8 and 10.1 min, the job
+# 37.0 (Release 18).
+SMALL_SET_ENSEMBLE = 2
+SMALL_SET_MINUTES = 12.5
 # ... up to this many training clips, the range measured (WLASL300's 1,876). Above it (WLASL1000 and WLASL2000, about
 # 10 clips a sign but 5-14 thousand clips) 50 minutes would be a few dozen epochs on a CPU, so such a set trains
 # without mixup and without a cap, as before; `--mixup` and `--max-minutes` ask for them.
