@@ -28,6 +28,7 @@ table of mean and spread (std over folds and seeds).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 import statistics
@@ -361,15 +362,21 @@ def run_task(task: Task, recipe_name: str, work: Path) -> dict:
     return out
 
 
-def seeds_averaged(results: list[dict]) -> str:
+def seeds_averaged(results: list[dict], size: int | None = None) -> str:
     """Top-1 / top-5 of the runs' probabilities averaged (an ensemble of the seeds, as `--ensemble N` trains one),
     when they scored the same clips; empty otherwise (the folds of leave-one-out, results saved without them: the
-    labels alone can agree by chance, when two folds' people signed each gloss as often)."""
+    labels alone can agree by chance, when two folds' people signed each gloss as often). With `size`, the mean over
+    every `size` of the runs averaged (empty unless there are more runs than that)."""
     if len(results) < 2 or any("clips" not in r for r in results) or any(r["clips"] != results[0]["clips"]
                                                                           for r in results):  # fmt: skip
         return ""
-    probs, y = np.mean([np.array(r["raw"]) for r in results], axis=0), np.array(results[0]["y"])
-    return f"{100 * topk_hits(probs, y, 1).mean():.1f} / {100 * topk_hits(probs, y, results[0]['k']).mean():.1f}"
+    if size is not None and len(results) <= size:
+        return ""
+    y, k = np.array(results[0]["y"]), results[0]["k"]
+    groups = [results] if size is None else list(itertools.combinations(results, size))
+    hits = [[topk_hits(np.mean([np.array(r["raw"]) for r in g], axis=0), y, n).mean() for n in (1, k)] for g in groups]
+    top1, topk = np.mean(hits, axis=0)
+    return f"{100 * top1:.1f} / {100 * topk:.1f}"
 
 
 def summarise(results: list[dict]) -> list[object]:
@@ -381,7 +388,8 @@ def summarise(results: list[dict]) -> list[object]:
     ece = (f"{statistics.mean(r['ece'] for r in scored):.3f} ({statistics.mean(r['ece_uncalibrated'] for r in scored):.3f})"
            if scored else "")  # fmt: skip
     return [f"{100 * statistics.mean(t1):.1f} ± {100 * sd(t1):.1f}", f"{100 * statistics.mean(t5):.1f} ± {100 * sd(t5):.1f}",
-            f"{100 * min(worst):.0f}" if worst else "", ece, seeds_averaged(results), len(results),
+            f"{100 * min(worst):.0f}" if worst else "", ece, seeds_averaged(results), seeds_averaged(results, 2),
+            len(results),
             f"{statistics.mean(r['epochs'] for r in results):.0f}", f"{sum(r['seconds'] for r in results) / 60:.1f}"]  # fmt: skip
 
 
@@ -414,7 +422,8 @@ def main() -> None:
                 rows.append([kind, recipe_name, *summarise(rs)])
     print(f"machine: {machine()}; seeds {args.seeds}")
     print(markdown_table(["protocol", "recipe", "top-1 % (mean ± sd)", "top-5 % (mean ± sd)",
-                          "worst test person %", "ECE calibrated (raw)", "seeds averaged top-1 / top-5 %", "runs",
+                          "worst test person %", "ECE calibrated (raw)", "seeds averaged top-1 / top-5 %",
+                          "two seeds averaged (mean over every two) top-1 / top-5 %", "runs",
                           "epochs", "train minutes"], rows))  # fmt: skip
 
 

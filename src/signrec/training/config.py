@@ -138,12 +138,11 @@ MIXUP_LARGE_SET_MINUTES = 50.0
 REFIT_LARGE_SET_MINUTES = 25.0
 # On a set of at most SMALL_SET_MAX_CLIPS where it chose mixup and the refit (WLASL100: 741 training clips),
 # `signrec run` trains SMALL_SET_ENSEMBLE such pairs, on seeds 0, 1, ..., all averaged: on WLASL100 with
-# validation taken from the training clips, two pairs scored 83.0% top-1 / 94.5% top-5 on the official validation
-# clips no model saw, against 81.2 / 94.2 for one (the mean of two seeds; BENCHMARKS.md, Hundreds of signs, Release
-# 18). Each validated model is then capped at SMALL_SET_MINUTES and its refit in proportion (15.3 min on WLASL100),
-# so that the four end within the hour on a day the machine is 2-3 times slower, as it has been (Release 12's one
-# pair took 55.6 min); on a usual day it does not bind: WLASL100's validated models took 7.8 and 10.1 min, the job
-# 37.0 (Release 18).
+# validation taken from the training clips, two pairs scored 83.2% top-1 / 94.9% top-5 on the official validation
+# clips no model saw, against 80.6 / 94.3 for one (three seeds; BENCHMARKS.md, Hundreds of signs, Release 18).
+# Each validated model is then capped at SMALL_SET_MINUTES and its refit in proportion (15.3 min on WLASL100), so
+# that the four end within the hour on a day the machine is 2-3 times slower, as it has been (Release 12's one pair
+# took 55.6 min); on a usual day it does not bind: WLASL100's validated models took 7.8 and 10.1 min, the job 37.0.
 SMALL_SET_ENSEMBLE = 2
 SMALL_SET_MINUTES = 12.5
 # ... up to this many training clips, the range measured (WLASL300's 1,876). Above it (WLASL1000 and WLASL2000, about
