@@ -372,9 +372,9 @@ def seeds_averaged(results: list[dict], size: int | None = None) -> str:
         return ""
     if size is not None and len(results) <= size:
         return ""
-    y, k = np.array(results[0]["y"]), results[0]["k"]
-    groups = [results] if size is None else list(itertools.combinations(results, size))
-    hits = [[topk_hits(np.mean([np.array(r["raw"]) for r in g], axis=0), y, n).mean() for n in (1, k)] for g in groups]
+    y, k, raw = np.array(results[0]["y"]), results[0]["k"], [np.array(r["raw"]) for r in results]
+    groups = [raw] if size is None else list(itertools.combinations(raw, size))
+    hits = [[topk_hits(np.mean(g, axis=0), y, n).mean() for n in (1, k)] for g in groups]
     top1, topk = np.mean(hits, axis=0)
     return f"{100 * top1:.1f} / {100 * topk:.1f}"
 

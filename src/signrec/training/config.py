@@ -111,10 +111,9 @@ class TrainConfig:
 
 # `signrec run` refits its best model by default (`TrainConfig.refit`) when the split trains on at most this many
 # clips: there a few clips a sign are all it has, and twice the training is minutes (with mixup, two such pairs:
-# SMALL_SET_ENSEMBLE, below); above it (WLASL300's 1,876
-# training clips took about 40 minutes without a refit on 2 cores) two whole trainings would push the job past an
-# hour, so there it refits only with the mixup it chose and the cap that comes with it (REFIT_LARGE_SET_MINUTES,
-# below), or when asked with --refit.
+# SMALL_SET_ENSEMBLE, below); above it (WLASL300's 1,876 training clips took about 40 minutes without a refit on 2
+# cores) two whole trainings would push the job past an hour, so there it refits only with the mixup it chose and
+# the cap that comes with it (REFIT_LARGE_SET_MINUTES, below), or when asked with --refit.
 SMALL_SET_MAX_CLIPS = 1000
 # It trains it with mixup of MIXUP_ALPHA (`TrainConfig.mixup`) on a set with at most MIXUP_MAX_CLIPS_A_SIGN
 # training clips a sign on average: on WLASL100 (7 a sign) mixup took validation from 73.9
@@ -136,6 +135,10 @@ MIXUP_LARGE_SET_MINUTES = 50.0
 # official validation clips neither model saw, such a pair scored 66.8% top-1 / 88.5% top-5 against 61.2 / 86.2 for
 # the validated model alone (one seed; BENCHMARKS.md, Hundreds of signs, Release 15).
 REFIT_LARGE_SET_MINUTES = 25.0
+# ... up to this many training clips, the range measured (WLASL300's 1,876). Above it (WLASL1000 and WLASL2000, about
+# 10 clips a sign but 5-14 thousand clips) 50 minutes would be a few dozen epochs on a CPU, so such a set trains
+# without mixup and without a cap, as before; `--mixup` and `--max-minutes` ask for them.
+MIXUP_CAPPED_MAX_CLIPS = 3000
 # On a set of at most SMALL_SET_MAX_CLIPS where it chose mixup and the refit (WLASL100: 741 training clips),
 # `signrec run` trains SMALL_SET_ENSEMBLE such pairs, on seeds 0, 1, ..., all averaged: on WLASL100 with
 # validation taken from the training clips, two pairs scored 83.2% top-1 / 94.9% top-5 on the official validation
@@ -145,10 +148,6 @@ REFIT_LARGE_SET_MINUTES = 25.0
 # took 55.6 min); on a usual day it does not bind: WLASL100's validated models took 7.8 and 10.1 min, the job 37.0.
 SMALL_SET_ENSEMBLE = 2
 SMALL_SET_MINUTES = 12.5
-# ... up to this many training clips, the range measured (WLASL300's 1,876). Above it (WLASL1000 and WLASL2000, about
-# 10 clips a sign but 5-14 thousand clips) 50 minutes would be a few dozen epochs on a CPU, so such a set trains
-# without mixup and without a cap, as before; `--mixup` and `--max-minutes` ask for them.
-MIXUP_CAPPED_MAX_CLIPS = 3000
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
 
