@@ -45,6 +45,36 @@ def test_metrics_on_a_hand_checked_case():
     assert m.confusion == [[2, 1, 0], [0, 1, 0], [1, 0, 0]]
 
 
+def test_a_gloss_without_clips_or_predictions_has_no_made_up_figures(tmp_path):
+    """With hundreds of glosses many are not among the clips scored: their recall is not 0 but undefined, and so
+    is the precision of a gloss never predicted. The report says so ("-"), and past LABELLED_UP_TO glosses lists
+    only the glosses scored or predicted, counting the others."""
+    from signrec.evaluate import LABELLED_UP_TO, Evaluation, write_report
+
+    labels = ["a", "b", "c", "d"]
+    y = np.array([0, 0, 1])
+    probs = np.array([[0.8, 0.1, 0.05, 0.05], [0.1, 0.1, 0.7, 0.1], [0.1, 0.8, 0.05, 0.05]])  # a, a -> c, b
+    per = {g["gloss"]: g for g in compute_metrics(probs, y, labels).per_gloss}
+    assert per["a"] == {"gloss": "a", "precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2,
+                        "predicted": 1}  # fmt: skip
+    assert per["c"]["precision"] == 0.0 and per["c"]["recall"] is None and per["c"]["f1"] == 0.0  # predicted, no clip
+    assert per["d"]["precision"] is None and per["d"]["recall"] is None and per["d"]["f1"] is None
+    assert per["d"]["support"] == 0 and per["d"]["predicted"] == 0
+
+    many = [f"g{i:03d}" for i in range(LABELLED_UP_TO + 10)]
+    wide = np.full((3, len(many)), 0.001)
+    wide[np.arange(3), [0, 2, 1]] = 0.9
+    ev = Evaluation(str(tmp_path), "torch", "m", "test", compute_metrics(wide, y, many), {})
+    small = Evaluation(str(tmp_path), "torch", "m", "test", compute_metrics(probs, y, labels), {})
+    write_report(tmp_path / "r.md", [small])
+    write_report(tmp_path / "wide.md", [ev])
+    rows = [r for r in (tmp_path / "r.md").read_text().splitlines() if r.startswith("| d |")]
+    assert rows == ["| d | - | - | - | 0 | 0 |"]
+    text = (tmp_path / "wide.md").read_text()
+    assert "| g002 | 0.00 | - | 0.00 | 0 | 1 |" in text and "| g003 |" not in text
+    assert f"{len(many) - 3} other glosses of the model neither among these clips nor predicted" in text
+
+
 def test_bootstrap_interval_contains_the_estimate():
     hits = np.array([1] * 17 + [0] * 8, dtype=float)
     lo, hi = bootstrap_ci(hits)

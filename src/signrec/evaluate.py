@@ -77,7 +77,11 @@ def compute_metrics(probs: np.ndarray, y: np.ndarray, labels: list[str]) -> Metr
     hit1, hitk = topk_hits(probs, y, 1), topk_hits(probs, y, k)
     idx = list(range(len(labels)))
     p, r, f, s = precision_recall_fscore_support(y, pred, labels=idx, zero_division=0)
-    per_gloss = [{"gloss": g, "precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+    predicted = np.bincount(pred, minlength=len(labels))
+    # a figure with nothing to count is undefined (None), not 0: recall without clips of the gloss, precision when
+    # it was never predicted, F1 with neither (with hundreds of glosses, many are not among the clips scored)
+    per_gloss = [{"gloss": g, "precision": float(p[i]) if predicted[i] else None, "recall": float(r[i]) if s[i] else None,
+                  "f1": float(f[i]) if s[i] or predicted[i] else None, "support": int(s[i]), "predicted": int(predicted[i])}
                  for i, g in enumerate(labels)]  # fmt: skip
     cm = confusion_matrix(y, pred, labels=idx)
     return Metrics(
@@ -401,7 +405,7 @@ def write_evaluation(
     }  # fmt: skip
     atomic_write_json(files["metrics"], {k: v for k, v in m.__dict__.items() if k not in ("per_gloss", "confusion")}
                       | {"labels": labels})  # fmt: skip
-    write_csv_atomic(files["per_gloss"], m.per_gloss, ["gloss", "precision", "recall", "f1", "support"])
+    write_csv_atomic(files["per_gloss"], m.per_gloss, ["gloss", "precision", "recall", "f1", "support", "predicted"])
     write_csv_atomic(files["confusion_csv"], [{"true": g, **dict(zip(labels, row, strict=True))}
                                               for g, row in zip(labels, m.confusion, strict=True)], ["true", *labels])  # fmt: skip
     k = min(5, len(labels))
@@ -457,12 +461,24 @@ def write_report(path: str | os.PathLike, evaluations: list[Evaluation], title: 
                       "|---|---|---|---|"]  # fmt: skip
             lines += [f"| {c['true']} | {c['predicted']} | {c['count']} | {c['share']:.0%} |" for c in ev.confusions]
             lines.append("")
-        lines += ["| gloss | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-        lines += [f"| {g['gloss']} | {g['precision']:.2f} | {g['recall']:.2f} | {g['f1']:.2f} | {g['support']} |"
-                  for g in ev.metrics.per_gloss]  # fmt: skip
+        lines += _per_gloss_table(ev.metrics.per_gloss)
         for key, caption in (("confusion_png", "confusion (counts)"), ("confusion_norm_png", "confusion (row-normalised)"),
                              ("recall_png", "recall per gloss"), ("coverage_png", "accuracy against coverage"),
                              ("curves", "training curves")):  # fmt: skip
             if key in ev.files:
                 lines += ["", f"![{ev.framework} {caption}]({rel(ev.files[key])})"]
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _per_gloss_table(per_gloss: list[dict]) -> list[str]:
+    """The report's per-gloss lines: "-" for a figure with nothing to count; past LABELLED_UP_TO glosses only those
+    among the clips or predicted, and a count of the others."""
+    shown = per_gloss if len(per_gloss) <= LABELLED_UP_TO else [g for g in per_gloss if g["support"] or g["predicted"]]
+    cell = lambda v: "-" if v is None else f"{v:.2f}"
+    lines = ["| gloss | precision | recall | F1 | support | predicted |", "|---|---|---|---|---|---|"]
+    lines += [f"| {g['gloss']} | {cell(g['precision'])} | {cell(g['recall'])} | {cell(g['f1'])} | {g['support']} | "
+              f"{g['predicted']} |" for g in shown]  # fmt: skip
+    if len(shown) < len(per_gloss):
+        others = len(per_gloss) - len(shown)
+        lines += ["", f"{others} other glosses of the model neither among these clips nor predicted (per_gloss.csv)."]
+    return lines
