@@ -267,27 +267,33 @@ def _small_set_defaults(jobs: list[tuple[str, Recipe, str]], store: KeypointStor
         minutes = SMALL_SET_MINUTES if more_pairs else REFIT_LARGE_SET_MINUTES if refit else MIXUP_LARGE_SET_MINUTES
     chosen_ensemble = {"ensemble": SMALL_SET_ENSEMBLE} if more_pairs else {}
     if log is not None:
-        log(f"best model: {'a refit on training + validation clips too' if refit else 'no refit'}, "
-            f"{f'mixup {mixup:g}' if mixup else 'no mixup'} ({len(train)} training clips, "
-            f"{'at most' if small else 'more than'} {SMALL_SET_MAX_CLIPS}{'' if one_process else ', several processes'}"
-            f"; {a_sign:.1f} a sign, {'at most' if a_sign <= MIXUP_MAX_CLIPS_A_SIGN else 'more than'} "
-            f"{MIXUP_MAX_CLIPS_A_SIGN}{'' if capped_range else f'; more than {MIXUP_CAPPED_MAX_CLIPS} clips'}"
-            f"; --refit/--no-refit and --mixup decide)")  # fmt: skip
-        if more_pairs:
-            cap = (f"each validated model's training capped at {minutes:g} min (--max-minutes)" if given is not None
-                   else f"each validated model's training capped at {minutes:g} min and its refit's in proportion to "
-                   f"its clips, so that the {2 * SMALL_SET_ENSEMBLE} end within the hour on a slow day too; the "
-                   f"rate's decay starts in time to end by then (--max-minutes sets another cap)")  # fmt: skip
-            log(f"best model: {SMALL_SET_ENSEMBLE} validated models and their refits, all averaged (--ensemble 1: one "
-                f"pair; --ensemble N: N pairs, with no cap unless --max-minutes gives one), {cap}")  # fmt: skip
-        elif minutes != given:
-            pair = (f" and its refit as many epochs, capped in proportion to its clips, so that the two end within "
-                    f"the hour (--no-refit: one model, capped at {MIXUP_LARGE_SET_MINUTES:g} min)" if refit else "")  # fmt: skip
-            log(f"best model: training capped at {minutes:g} min a model{pair}, as mixup on a set this size trains "
-                f"2-3 times the epochs; the rate's decay starts in time to end by then (--max-minutes sets another "
-                f"cap, --mixup 0 trains without mixup or cap)")  # fmt: skip
+        _say_defaults(log, len(train), a_sign, refit, mixup, one_process, more_pairs, minutes, given)
     return [(n, r.with_config(refit=refit, mixup=mixup, max_minutes=minutes, **chosen_ensemble) if n == "best" else r,
              fw) for n, r, fw in jobs]  # fmt: skip
+
+
+def _say_defaults(log, clips: int, a_sign: float, refit: bool, mixup: float, one_process: bool, more_pairs: bool,
+                  minutes: float | None, given: float | None) -> None:  # fmt: skip
+    """What `_small_set_defaults` chose for the best model on `clips` training clips (`a_sign` a sign), and why."""
+    log(f"best model: {'a refit on training + validation clips too' if refit else 'no refit'}, "
+        f"{f'mixup {mixup:g}' if mixup else 'no mixup'} ({clips} training clips, "
+        f"{'at most' if clips <= SMALL_SET_MAX_CLIPS else 'more than'} {SMALL_SET_MAX_CLIPS}{'' if one_process else ', several processes'}"
+        f"; {a_sign:.1f} a sign, {'at most' if a_sign <= MIXUP_MAX_CLIPS_A_SIGN else 'more than'} "
+        f"{MIXUP_MAX_CLIPS_A_SIGN}{'' if clips <= MIXUP_CAPPED_MAX_CLIPS else f'; more than {MIXUP_CAPPED_MAX_CLIPS} clips'}"
+        f"; --refit/--no-refit and --mixup decide)")  # fmt: skip
+    if more_pairs:
+        cap = (f"each validated model's training capped at {minutes:g} min (--max-minutes)" if given is not None
+               else f"each validated model's training capped at {minutes:g} min and its refit's in proportion to "
+               f"its clips, so that the {2 * SMALL_SET_ENSEMBLE} end within the hour on a slow day too; the "
+               f"rate's decay starts in time to end by then (--max-minutes sets another cap)")  # fmt: skip
+        log(f"best model: {SMALL_SET_ENSEMBLE} validated models and their refits, all averaged (--ensemble 1: one "
+            f"pair; --ensemble N: N pairs, with no cap unless --max-minutes gives one), {cap}")  # fmt: skip
+    elif minutes != given:
+        pair = (f" and its refit as many epochs, capped in proportion to its clips, so that the two end within "
+                f"the hour (--no-refit: one model, capped at {MIXUP_LARGE_SET_MINUTES:g} min)" if refit else "")  # fmt: skip
+        log(f"best model: training capped at {minutes:g} min a model{pair}, as mixup on a set this size trains "
+            f"2-3 times the epochs; the rate's decay starts in time to end by then (--max-minutes sets another "
+            f"cap, --mixup 0 trains without mixup or cap)")  # fmt: skip
 
 
 def run(
