@@ -184,3 +184,45 @@ def test_evaluate_scores_the_known_glosses_and_lists_the_others(run, data_dir, t
     with pytest.raises(ValueError, match="none of its glosses"):
         evaluate_run(run, link_tree(tmp_path / "none", {"bed/0.npy": files["bed/0.npy"], "book/0.npy": files["book/0.npy"]}),
                      "all")  # fmt: skip
+
+
+def test_evaluate_reads_a_folder_with_an_index_as_run_does(run, data_dir, tmp_path, capsys):
+    """Issue 14: `evaluate RUN --data FOLDER --split all` on a folder in the format of the WLASL300 hands set (an
+    index.csv naming each clip's file, gloss, signer and split, no manifest) stopped with "not a signrec keypoint
+    store"; `run --keypoints` imports such a folder itself, and so does evaluate now (beside its report)."""
+    other = data_dir / "keypoints" / "webcam" / "ilkerdemir-s"
+    files = {f"clips/{p.parent.name}-{p.stem}.npy": p for p in sorted(other.glob("*/*.npy"))[::10]}
+    folder = link_tree(tmp_path / "other clips", files)
+    (folder / "index.csv").write_text("path,gloss,signer,split\n" + "".join(
+        f"{rel},{'thank you' if src.parent.name == 'thanks' else src.parent.name},ilker,test\n"
+        for rel, src in files.items()))  # fmt: skip
+    assert main(["evaluate", str(run), "--data", str(folder), "--split", "all"]) == 0
+    said = capsys.readouterr().out
+    out = run / "eval-other clips-all"
+    assert f"importing it into {out / 'keypoints'}" in said and "report: " in said
+    scored = read_csv_rows(out / "predictions.csv")
+    n_thanks = sum(src.parent.name == "thanks" for src in files.values())
+    assert len(scored) == len(files) - n_thanks > 0  # "thank you" is not a gloss the model knows
+    direct = evaluate_run(run, other, "all")  # the same clips, read where they are
+    by_path = {r["path"]: r for r in read_csv_rows(run / "eval-ilkerdemir-s-all" / "predictions.csv")}
+    for r in scored:
+        gloss, stem = r["path"].split("/")[1].rsplit(".", 1)[0].split("-")
+        assert r["predicted"] == by_path[f"{gloss}/{stem}.npy"]["predicted"]
+    report = (out / "report.md").read_text()
+    assert f"scored all {len(scored)} clips of {folder} (imported into {out / 'keypoints'})" in report
+    assert direct.metrics.n == 120 and f"skipped {n_thanks} clips of 1 glosses" in report
+
+
+def test_evaluate_warns_about_training_clips_in_another_folder(run, data_dir, tmp_path):
+    """A copy of the clips the model trained on, given as --data, scored 100% without a word: training clips are
+    known by their keypoints, wherever they are, not by the folder they are in."""
+    data = data_dir / "keypoints" / "webcam" / "akashsharma095"
+    trained = Split.load(run / "split.json")
+    files = {rel: data / rel for rel in trained.train[:5] + trained.test[:3]}
+    files |= {f"{rel.split('/')[0]}/renamed-{i}.npy": data / rel for i, rel in enumerate(trained.train[5:8])}
+    ev = evaluate_run(run, link_tree(tmp_path / "copy", files), "all")
+    assert ev.metrics.n == 11 and ev.in_training == 8
+    assert any("8 of the 11 scored clips were in the model's training split" in w for w in ev.warnings)
+    fresh = evaluate_run(run, link_tree(tmp_path / "new", {rel: data / rel for rel in trained.test[:3]}), "all")
+    assert fresh.in_training == 0 and not fresh.warnings
+

@@ -18,7 +18,7 @@ import numpy as np
 
 from .calibration import expected_calibration_error, with_temperature
 from .io import atomic_write_json, read_csv_rows, write_csv_atomic
-from .store import KeypointStore, open_store
+from .store import KeypointStore, keypoints_digest, open_or_import, open_store
 
 if TYPE_CHECKING:
     from .predict import Predictor
@@ -294,11 +294,28 @@ SIDE_WORDS = {"test": "test", "val": "validation", "train": "training"}
 CHUNK = 256  # clips read and scored at a time
 
 
-def _predict_store(predictor, store, clips) -> np.ndarray:
-    """The model's own (uncalibrated) probabilities for store clips, read a chunk at a time."""
-    out = [predictor.predict_proba([store.read(c) for c in clips[i : i + CHUNK]], calibrated=False)
-           for i in range(0, len(clips), CHUNK)]  # fmt: skip
+def _predict_store(predictor, store, clips, digests: list[str] | None = None) -> np.ndarray:
+    """The model's own (uncalibrated) probabilities for store clips, read a chunk at a time (and, into `digests`
+    when given, each clip's `keypoints_digest`)."""
+    out = []
+    for i in range(0, len(clips), CHUNK):
+        chunk = [store.read(c) for c in clips[i : i + CHUNK]]
+        if digests is not None:
+            digests += [keypoints_digest(x) for x in chunk]
+        out.append(predictor.predict_proba(chunk, calibrated=False))
     return np.concatenate(out) if out else np.zeros((0, len(predictor.labels)), np.float32)
+
+
+def _digests_of(data: str | os.PathLike | None, paths: set[str]) -> set[str] | None:
+    """The `keypoints_digest`s of the clips `paths` of the store `data` (the one a model trained on); None when it
+    cannot be opened here."""
+    try:
+        trained_on = open_store(data) if data else None
+    except (OSError, ValueError):
+        trained_on = None
+    if trained_on is None:
+        return None
+    return {keypoints_digest(trained_on.read(c)) for c in trained_on.clips if c.path in paths}
 
 
 def evaluate_run(
@@ -307,13 +324,16 @@ def evaluate_run(
     split: str = "test",
     out: str | os.PathLike | None = None,
     where: list[str] | str | None = None,
+    progress: bool = True,
+    log=print,
 ) -> Evaluation:
     """Evaluate a run (folder or checkpoint file) on a side of its split, or on every clip of `data`.
 
     Writes metrics.json, per_gloss.csv, predictions.csv (the clips scored), confusion CSV/PNGs, recall and
-    training-curve PNGs and report.md into `out` (default: beside the checkpoint, `eval-<data>-<split>`).
+    training-curve PNGs and report.md into `out` (default: beside the checkpoint, `eval-<data>-<split>`). `data`
+    that is not a store (a folder with an index.csv, as `run --keypoints` takes) is imported into `out/keypoints`.
     Clips of glosses the model does not know are skipped and listed; clips that were in the model's training
-    split are counted and warned about.
+    split are counted and warned about, in other folders too (known by their keypoints).
     """
     from .checkpoint import run_folder
     from .predict import load_predictor
@@ -332,7 +352,10 @@ def evaluate_run(
     data = data if data is not None else card.training.get("data")
     if not data:
         raise ValueError(f"{run}: the checkpoint does not name its data; pass --data")
-    store = filter_store(open_store(data), where)
+    name = data.root.name if isinstance(data, KeypointStore) else Path(data).name
+    out = Path(out) if out else folder / f"eval-{name}-{split}"
+    opened = data if isinstance(data, KeypointStore) else open_or_import([Path(data)], out / "keypoints", None, progress, log)[0]
+    store = filter_store(opened, where)
     predictor.check_parts(store.parts, store.root)
     split_file = folder / SPLIT_NAME
     trained = Split.load(split_file) if split_file.exists() else None
@@ -356,25 +379,30 @@ def evaluate_run(
     if not known:
         raise ValueError(f"{store.root}: none of its glosses ({', '.join(sorted(unknown)[:8])}...) are known to the "
                          f"model ({', '.join(predictor.labels[:8])}...)")  # fmt: skip
-    in_training = 0
-    if trained is not None and same_data:
-        train_paths = set(trained.train) | (set(trained.val) if validated and not refit else set())
-        in_training = sum(c.path in train_paths for c in known)
-    raw = _predict_store(predictor, store, known)
+    seen = (set(trained.train) | (set(trained.val) if validated and not refit else set())) if trained else set()
+    digests: list[str] | None = None if same_data or not seen else []
+    raw = _predict_store(predictor, store, known, digests)
+    trained_digests = _digests_of(card.training.get("data"), seen) if digests is not None else None
+    if same_data:
+        in_training = sum(c.path in seen for c in known)
+    else:  # a copy of the training clips, or some of them, under any names
+        in_training = sum(d in trained_digests for d in digests) if trained_digests and digests else 0
     y = np.array([index[c.gloss] for c in known])
     metrics, probs = score(raw, y, predictor)
-    name = store.root.name
-    out = Path(out) if out else folder / f"eval-{name}-{split}"
     out.mkdir(parents=True, exist_ok=True)
     where_text = f" where {where if isinstance(where, str) else ','.join(where)}" if where else ""
     if split == "all":
-        scored = f"all {len(known)} clips of {store.root}{where_text}"
+        imported = "" if opened is data or opened.root.resolve() == Path(data).resolve() else f" (imported into {opened.root})"
+        scored = f"all {len(known)} clips of {data if imported else store.root}{imported}{where_text}"
     else:
         scored = f"the {len(known)} {SIDE_WORDS[split]} clips of {store.root}{where_text} (the run's {split} split)"
     warnings_ = []
     if unknown:
         warnings_.append(f"skipped {sum(unknown.values())} clips of {len(unknown)} glosses the model does not know: "
                          + ", ".join(f"{g} ({n})" for g, n in list(unknown.items())[:20]) + (" ..." if len(unknown) > 20 else ""))  # fmt: skip
+    if digests is not None and trained_digests is None:
+        warnings_.append(f"not checked for clips the model trained on: its training data ({card.training.get('data')}) "
+                         "is not there")  # fmt: skip
     if in_training and split != "train":
         warnings_.append(f"{in_training} of the {len(known)} scored clips were in the model's training split: "
                          f"these figures overstate accuracy on new clips")  # fmt: skip

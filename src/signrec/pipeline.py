@@ -16,7 +16,7 @@ from .evaluate import Evaluation, evaluate_run, write_report
 from .io import write_csv_atomic
 from .presets import Recipe, best, reference
 from .splits import SPLIT_NAME, Split, answer_and_learn, filter_store, make_split
-from .store import KeypointStore, NotAStoreError, import_keypoints, open_store
+from .store import KeypointStore, NotAStoreError, open_or_import, open_store
 from .training import ranks
 from .training.config import (
     MIXUP_ALPHA,
@@ -189,27 +189,8 @@ class RunSummary:
     evaluations: list[Evaluation] = field(default_factory=list)
 
 
-def keypoint_store(sources: list[Path], out: Path, aliases: dict[str, str] | None, progress: bool, log) -> tuple[KeypointStore, str]:
-    """A store for keypoint folders: one folder that is already a store is used in place; anything else
-    (other layouts, several sources, gloss aliases) is imported into OUT/keypoints (again: only what is new)."""
-    if len(sources) == 1 and not aliases:
-        try:
-            return open_store(sources[0]), "reused"
-        except NotAStoreError as e:
-            log(f"{sources[0]}: {str(e).split(': ', 2)[-1].split('. ')[0]}; importing it into {out / 'keypoints'}")
-    target = out / "keypoints"
-    imported = 0
-    for src in sources:
-        summary = import_keypoints(src, target, aliases=aliases, progress=progress)
-        log(summary.report())
-        imported += summary.ok
-        if summary.failed and not summary.ok and not summary.skipped:
-            raise ValueError(f"{src}: no sequence could be imported ({summary.problems[0]})")
-    return open_store(target), "done" if imported else "reused"
-
-
 def _store_of_rank_zero(sources: list[Path], out: Path, aliases: dict[str, str] | None) -> KeypointStore:
-    """The store `keypoint_store` chose on rank 0, opened without importing anything."""
+    """The store `open_or_import` chose on rank 0, opened without importing anything."""
     if len(sources) == 1 and not aliases:
         try:
             return open_store(sources[0])
@@ -404,7 +385,7 @@ def run(
         stages["keypoints"] = "reused" if summary.done == 0 else "done"
         store = open_store(out / "keypoints")
     else:
-        store, stages["keypoints"] = keypoint_store(sources, out, aliases, progress, log)
+        store, stages["keypoints"] = open_or_import(sources, out / "keypoints", aliases, progress, log)
     store, learn_from = answer_and_learn(store, where, extra_glosses)
     learning = store if learn_from is None else learn_from  # the clips the split deals out
     chosen, stages["split"] = job_split(learning, out, split, seed, force)

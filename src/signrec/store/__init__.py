@@ -4,7 +4,7 @@ Extraction and every importer write through `StoreWriter`/`write_array`; trainin
 read through `KeypointStore`. Nothing else knows file names or manifest columns.
 """
 
-from .importers import ImportSummary, import_keypoints
+from .importers import ImportSummary, import_keypoints, open_or_import
 from .schema import COLUMNS, MANIFEST_NAME, SPLITS, Clip
 from .store import (
     KeypointStore,
@@ -12,6 +12,7 @@ from .store import (
     StoreWriter,
     check_keypoints,
     describe_folder,
+    keypoints_digest,
     layout_error,
     load_array_file,
     open_store,
@@ -30,8 +31,10 @@ __all__ = [
     "check_keypoints",
     "describe_folder",
     "import_keypoints",
+    "keypoints_digest",
     "layout_error",
     "load_array_file",
+    "open_or_import",
     "open_store",
     "write_array",
 ]

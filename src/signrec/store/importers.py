@@ -30,7 +30,7 @@ import numpy as np
 from .. import layout
 from ..io import KeypointFileError, gloss_folder, load_npy, read_csv_rows
 from .schema import MANIFEST_NAME, value
-from .store import StoreWriter, check_keypoints, layout_error
+from .store import KeypointStore, NotAStoreError, StoreWriter, check_keypoints, layout_error, open_store
 
 INDEX_NAMES = ("index.csv", MANIFEST_NAME)
 # Index columns that the store spells its own way, or that describe the source file rather than the clip.
@@ -275,3 +275,24 @@ def _parts_in(sequences: list[Sequence], progress: bool) -> tuple[str, ...]:
     if found & {"left_hand", "right_hand"}:  # the hands go together: a source with one has the other's place
         found |= {"left_hand", "right_hand"}
     return layout.check_parts(found) if found else layout.PARTS
+
+
+def open_or_import(sources: list[Path], into: Path, aliases: dict[str, str] | None = None, progress: bool = True,
+                   log=print) -> tuple[KeypointStore, str]:  # fmt: skip
+    """A store for keypoint folders, and "reused" or "done": one folder that is already a store is used in place;
+    anything else (a folder with an index.csv, other layouts, several sources, gloss aliases) is imported into the
+    store `into` (again: only what is new)."""
+    if len(sources) == 1 and not aliases:
+        try:
+            return open_store(sources[0]), "reused"
+        except NotAStoreError as e:
+            log(f"{sources[0]}: {str(e).split(': ', 2)[-1].split('. ')[0]}; importing it into {into}")
+    imported = 0
+    for src in sources:
+        summary = import_keypoints(src, into, aliases=aliases, progress=progress)
+        log(summary.report())
+        imported += summary.ok
+        if summary.failed and not summary.ok and not summary.skipped:
+            raise ValueError(f"{src}: no sequence could be imported ({summary.problems[0]})")
+    return open_store(into), "done" if imported else "reused"
+

@@ -230,6 +230,13 @@ class KeypointStore:
             yield self.read(c)
 
 
+def keypoints_digest(keypoints: np.ndarray) -> str:
+    """A clip known by its keypoints (`KeypointStore.read`'s `(frames, 1662)`): the same values give the same digest
+    wherever they are stored, under whatever name, as float16 or float32."""
+    x = np.ascontiguousarray(keypoints, dtype=np.float32)
+    return hashlib.sha1(x.tobytes() + repr(x.shape).encode()).hexdigest()
+
+
 def open_store(root: str | os.PathLike | KeypointStore) -> KeypointStore:
     """A store from a folder (or the store itself, so that a job can pass an opened one on)."""
     return root if isinstance(root, KeypointStore) else KeypointStore.open(root)
