@@ -226,3 +226,17 @@ def test_evaluate_warns_about_training_clips_in_another_folder(run, data_dir, tm
     fresh = evaluate_run(run, link_tree(tmp_path / "new", {rel: data / rel for rel in trained.test[:3]}), "all")
     assert fresh.in_training == 0 and not fresh.warnings
 
+
+def test_two_checkpoints_of_one_run_get_their_own_reports(run, data_dir, tmp_path):
+    """`evaluate runs/best` and `evaluate runs/best/validated.pt` on the same data wrote the same folder, the second
+    over the first without a word, under the same title: another checkpoint than the run's model is named."""
+    import shutil
+
+    other = data_dir / "keypoints" / "webcam" / "ilkerdemir-s"
+    shutil.copy(run / "model.pt", run / "second.pt")
+    first, second = evaluate_run(run, other, "all"), evaluate_run(run / "second.pt", other, "all")
+    assert first.files["report"] == str(run / "eval-ilkerdemir-s-all" / "report.md")
+    assert second.files["report"] == str(run / "eval-second-ilkerdemir-s-all" / "report.md")
+    assert (run / "eval-second-ilkerdemir-s-all" / "report.md").read_text().startswith(
+        f"# Evaluation of {run.name}/second.pt on ilkerdemir-s (all)")
+

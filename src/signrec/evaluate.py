@@ -353,7 +353,9 @@ def evaluate_run(
     if not data:
         raise ValueError(f"{run}: the checkpoint does not name its data; pass --data")
     name = data.root.name if isinstance(data, KeypointStore) else Path(data).name
-    out = Path(out) if out else folder / f"eval-{name}-{split}"
+    # another checkpoint than the run's own model (validated.pt, a copy) is named in the folder and the title
+    file = Path(run).name if Path(run).is_file() and Path(run).stem != "model" else ""
+    out = Path(out) if out else folder / f"eval-{Path(file).stem + '-' if file else ''}{name}-{split}"
     opened = data if isinstance(data, KeypointStore) else open_or_import([Path(data)], out / "keypoints", None, progress, log)[0]
     store = filter_store(opened, where)
     predictor.check_parts(store.parts, store.root)
@@ -418,7 +420,7 @@ def evaluate_run(
                                 [c.path for c in known], probs, y)  # fmt: skip
     ev.files["coverage_png"] = str(out / "coverage.png")
     plot_coverage(probs, y, predictor.threshold, ev.files["coverage_png"], f"{card.framework}/{card.model}: accuracy against coverage")
-    write_report(out / "report.md", [ev], title=f"Evaluation of {folder.name} on {name} ({split})")
+    write_report(out / "report.md", [ev], title=f"Evaluation of {folder.name}{'/' + file if file else ''} on {name} ({split})")
     ev.files["report"] = str(out / "report.md")
     return ev
 
