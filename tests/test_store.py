@@ -79,6 +79,18 @@ def test_the_gloss_comes_from_the_index_not_the_folder(tmp_path, data_dir):
     assert {c.path.split("/")[0] for c in store.clips} == {"thank_you"}
 
 
+def test_index_rows_without_a_file_are_counted_not_dropped_silently(tmp_path, data_dir):
+    """An index.csv of 4 clips beside 2 of their files imported 2 and said nothing of the other 2."""
+    src = data_dir / "keypoints" / "wlasl-b" / "bed"
+    files = sorted(src.glob("*.npy"))[:4]
+    link_tree(tmp_path / "src", {f"bed/{f.name}": f for f in files[:2]})
+    (tmp_path / "src" / "index.csv").write_text("path,gloss\n" + "".join(f"bed/{f.name},bed\n" for f in files))
+    summary = import_keypoints(tmp_path / "src", tmp_path / "kp", progress=False)
+    assert summary.ok == 2 and summary.unmatched == [f"bed/{f.name}" for f in files[2:]]
+    assert (f"2 rows of {tmp_path / 'src' / 'index.csv'} name no file there (bed/{files[2].name}, bed/{files[3].name})"
+            in summary.report())  # fmt: skip
+
+
 def _tutorial_tree(root, data_dir, parts=None):
     """MP_Data/<action>/<sequence>/<frame>.npy from real webcam keypoints (one 1-D file per frame)."""
     originals = {}

@@ -62,6 +62,7 @@ class ImportSummary:
     parts: dict[str, str] = field(default_factory=dict)  # dataset -> parts stored
     index: str = ""
     problems: list[str] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)  # index rows (path, else id) that name no file in the source
 
     def report(self) -> str:
         mapped = ", ".join(f"{n} x {w} values" for w, n in sorted(self.widths.items()))
@@ -69,6 +70,9 @@ class ImportSummary:
         lines += [f"stored parts of {d}: {p}" for d, p in self.parts.items()]
         if self.index:
             lines.append(f"columns taken from {self.index}")
+        if self.unmatched:
+            shown = ", ".join(self.unmatched[:5]) + (", ..." if len(self.unmatched) > 5 else "")
+            lines.append(f"{len(self.unmatched)} rows of {self.index} name no file there ({shown})")
         lines += ["  " + p for p in self.problems[:10]]
         if len(self.problems) > 10:
             lines.append(f"  ... and {len(self.problems) - 10} more (see the manifest)")
@@ -119,8 +123,10 @@ def _index_rows(index: Path, src: Path) -> tuple[dict[str, dict], dict[str, dict
     return by_path, by_id
 
 
-def find_sequences(src: str | os.PathLike, index: str | os.PathLike | None = None) -> tuple[list[Sequence], Path | None]:
-    """Every sequence below `src` in a stable order, each with its index row; and the index used."""
+def find_sequences(src: str | os.PathLike, index: str | os.PathLike | None = None
+                   ) -> tuple[list[Sequence], Path | None, list[str]]:  # fmt: skip
+    """Every sequence below `src` in a stable order, each with its index row; the index used; and its rows that name
+    no file found (by path, else id)."""
     src = Path(src)
     if not src.is_dir():
         raise FileNotFoundError(f"{src}: no such folder")
@@ -154,7 +160,10 @@ def find_sequences(src: str | os.PathLike, index: str | os.PathLike | None = Non
         problem = (f"{loose} .npy files lie directly in it and no index names their glosses" if loose
                    else "no .npy or .pose keypoint files below it")  # fmt: skip
         raise layout_error(src, problem)
-    return found, index_file
+    used = {id(seq.meta) for seq in found}
+    rows = {id(r): r for r in (*by_path.values(), *by_id.values())}  # each row once, in the index's order
+    unmatched = [r.get("path") or value(r, "id") for k, r in rows.items() if k not in used]
+    return found, index_file, unmatched
 
 
 def load_sequence(seq: Sequence) -> np.ndarray:
@@ -212,10 +221,10 @@ def import_keypoints(
     from tqdm import tqdm
 
     src = Path(src)
-    sequences, index_file = find_sequences(src, index)
+    sequences, index_file, unmatched = find_sequences(src, index)
     dataset = dataset or src.name
     aliases = aliases or {}
-    summary = ImportSummary(index=str(index_file or ""))
+    summary = ImportSummary(index=str(index_file or ""), unmatched=unmatched)
     with StoreWriter(out) as writer:
         done_sources = {r.get("source") for r in writer.rows.values() if r.get("status") == "ok" and writer.has(r["path"])}
         todo = [s for s in sequences if str(s.source) not in done_sources]
