@@ -91,6 +91,19 @@ def test_index_rows_without_a_file_are_counted_not_dropped_silently(tmp_path, da
             in summary.report())  # fmt: skip
 
 
+def test_a_one_dimensional_clip_named_by_the_index_is_refused_by_its_own_name(tmp_path, data_dir):
+    """A (258,) array as the only file of its gloss folder was taken for a tutorial frame folder, and refused as
+    "no gloss" under the folder's name; the index names it as a clip, so the file and its shape are the problem."""
+    clip = np.load(min((data_dir / "keypoints" / "wlasl300-hands" / "yes").glob("*.npy")))
+    (tmp_path / "src" / "yes").mkdir(parents=True)
+    np.save(tmp_path / "src" / "yes" / "1.npy", clip[0])
+    (tmp_path / "src" / "index.csv").write_text("path,gloss\nyes/1.npy,yes\n")
+    summary = import_keypoints(tmp_path / "src", tmp_path / "kp", progress=False)
+    assert summary.ok == 0 and summary.failed == 1
+    problem = f"{tmp_path / 'src' / 'yes' / '1.npy'}: expected (frames, values) with at least one frame, got shape "
+    assert summary.problems == [problem + f"({clip.shape[1]},)"]
+
+
 def _tutorial_tree(root, data_dir, parts=None):
     """MP_Data/<action>/<sequence>/<frame>.npy from real webcam keypoints (one 1-D file per frame)."""
     originals = {}

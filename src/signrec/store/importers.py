@@ -146,7 +146,8 @@ def find_sequences(src: str | os.PathLike, index: str | os.PathLike | None = Non
                 continue
         rel = here.relative_to(src)
         npys = [p for p in seqs if p.suffix == ".npy"]
-        if npys and here != src and _is_frame_folder(npys):  # <gloss>/<sequence>/<frame>.npy
+        named = any(p.relative_to(src).as_posix() in by_path for p in npys)  # the index names them as clips
+        if npys and here != src and not named and _is_frame_folder(npys):  # <gloss>/<sequence>/<frame>.npy
             gloss, group = rel.parent.name, rel.parent.parent.as_posix()
             key = rel.as_posix()
             found.append(Sequence(rel.name, gloss, _group(group), here, sorted(npys, key=_frame_number),
