@@ -210,7 +210,7 @@ def test_evaluate_reads_a_folder_with_an_index_as_run_does(run, data_dir, tmp_pa
         assert r["predicted"] == by_path[f"{gloss}/{stem}.npy"]["predicted"]
     report = (out / "report.md").read_text()
     assert f"scored all {len(scored)} clips of {folder} (imported into {out / 'keypoints'})" in report
-    assert direct.metrics.n == 120 and f"skipped {n_thanks} clips of 1 glosses" in report
+    assert direct.metrics.n == 120 and f"skipped {n_thanks} clips of 1 gloss the model" in report
 
 
 def test_evaluate_warns_about_training_clips_in_another_folder(run, data_dir, tmp_path):
@@ -220,9 +220,11 @@ def test_evaluate_warns_about_training_clips_in_another_folder(run, data_dir, tm
     trained = Split.load(run / "split.json")
     files = {rel: data / rel for rel in trained.train[:5] + trained.test[:3]}
     files |= {f"{rel.split('/')[0]}/renamed-{i}.npy": data / rel for i, rel in enumerate(trained.train[5:8])}
+    files |= {f"{rel.split('/')[0]}/checked-{i}.npy": data / rel for i, rel in enumerate(trained.val[:2])}
     ev = evaluate_run(run, link_tree(tmp_path / "copy", files), "all")
-    assert ev.metrics.n == 11 and ev.in_training == 8
-    assert any("8 of the 11 scored clips were in the model's training split" in w for w in ev.warnings)
+    assert ev.metrics.n == 13 and ev.in_training == 8
+    assert any("8 of the 13 scored clips were in the model's training split" in w for w in ev.warnings)
+    assert any("2 of the 13 scored clips were the validation clips that chose the model" in w for w in ev.warnings)
     fresh = evaluate_run(run, link_tree(tmp_path / "new", {rel: data / rel for rel in trained.test[:3]}), "all")
     assert fresh.in_training == 0 and not fresh.warnings
 
@@ -239,4 +241,53 @@ def test_two_checkpoints_of_one_run_get_their_own_reports(run, data_dir, tmp_pat
     assert second.files["report"] == str(run / "eval-second-ilkerdemir-s-all" / "report.md")
     assert (run / "eval-second-ilkerdemir-s-all" / "report.md").read_text().startswith(
         f"# Evaluation of {run.name}/second.pt on ilkerdemir-s (all)")
+
+
+def test_large_vocabulary_pictures_show_what_was_scored(tmp_path):
+    """A 300-gloss model scored on a few clips drew a 300 x 300 matrix, nearly empty, and its "hardest glosses" bars
+    included glosses always right (red) while those never right had no visible bar."""
+    from signrec.evaluate import LABELLED_UP_TO, recall_figure, write_evaluation
+
+    labels = [f"g{i:03d}" for i in range(3 * LABELLED_UP_TO)]
+    y = np.array([0, 0, 1, 2, 2, 3])
+    probs = np.full((len(y), len(labels)), 0.001)
+    probs[np.arange(len(y)), [0, 5, 1, 2, 3, 7]] = 0.9  # g000 1 of 2 right, g001 right, g002 1 of 2, g003 never
+    m = compute_metrics(probs, y, labels)
+    files = write_evaluation(tmp_path, m, labels, tmp_path / "none.csv", "m", [str(i) for i in range(len(y))], probs, y)
+    h, w = _image(files["confusion_png"]).shape[:2]
+    assert h < 900 and w < 1000  # 6 glosses among the clips or predicted (g000-g003, g005, g007), not 120
+    assert len(read_csv_rows(files["confusion_csv"])) == len(labels)  # the CSV keeps every gloss
+    fig = recall_figure(m.per_gloss)
+    hardest = fig.axes[1]
+    names = [t.get_text() for t in hardest.get_yticklabels()]
+    assert names == ["g003 (1)", "g000 (2)", "g002 (2)"]  # below 1 only, the worst first
+    assert [t.get_text() for t in hardest.texts] == ["0/1", "1/2", "1/2"]  # each bar says its clips right
+
+
+def test_the_report_says_when_nothing_was_confused_and_counts_in_words(run, data_dir, tmp_path):
+    from signrec.evaluate import Evaluation, write_report
+
+    probs = np.array([[0.9, 0.1], [0.2, 0.8]])
+    ev = Evaluation(str(tmp_path), "torch", "m", "test", compute_metrics(probs, np.array([0, 1]), ["a", "b"]), {})
+    write_report(tmp_path / "r.md", [ev])
+    assert "Most confused pairs: none (every clip's answer was right)." in (tmp_path / "r.md").read_text()
+    webcam = data_dir / "keypoints" / "webcam" / "ilkerdemir-s"
+    one = link_tree(tmp_path / "one", {"hello/0.npy": webcam / "hello" / "000.npy",
+                                       "bed/0.npy": next((data_dir / "keypoints" / "wlasl-b" / "bed").glob("*.npy"))})  # fmt: skip
+    assert "skipped 1 clip of 1 gloss the model does not know: bed (1)" in evaluate_run(run, one, "all").warnings[0]
+
+
+def test_evaluate_says_which_clips_of_the_store_it_could_not_score(run, data_dir, tmp_path):
+    """Clips an import or extraction refused are in the store's manifest as failed: the report said "all 2 clips"
+    without them."""
+    from signrec.store import import_keypoints
+
+    webcam = data_dir / "keypoints" / "webcam" / "ilkerdemir-s"
+    src = link_tree(tmp_path / "src", {f"hello/{i}.npy": webcam / "hello" / f"{i:03d}.npy" for i in range(2)})
+    np.save(src / "hello" / "bad.npy", np.ones((10, 250), np.float32))
+    import_keypoints(src, tmp_path / "kp", progress=False)
+    ev = evaluate_run(run, tmp_path / "kp", "all")
+    assert ev.metrics.n == 2
+    assert any(w.startswith(f"1 clip of {tmp_path / 'kp'} failed when it was made (its manifest says why), not "
+                            "scored: hello/bad.npy") for w in ev.warnings)  # fmt: skip
 

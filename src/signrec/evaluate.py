@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .calibration import expected_calibration_error, with_temperature
-from .io import atomic_write_json, read_csv_rows, write_csv_atomic
+from .io import atomic_write_json, count, read_csv_rows, write_csv_atomic
 from .store import KeypointStore, keypoints_digest, open_or_import, open_store
 
 if TYPE_CHECKING:
@@ -177,11 +177,21 @@ def confusion_figure(cm: np.ndarray, labels: list[str], normalise: bool, title: 
 
 
 def plot_recall(per_gloss: list[dict], path: str | os.PathLike, title: str = "", worst: int = 40) -> None:
-    """The large-vocabulary view: recall of every gloss, sorted (left), and the `worst` glosses by name (right)."""
+    """The large-vocabulary view of `recall_figure`, as a PNG."""
+    plt = _plt()
+    fig = recall_figure(per_gloss, title, worst)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def recall_figure(per_gloss: list[dict], title: str = "", worst: int = 40):
+    """Recall of every gloss with clips, sorted (left), and the `worst` glosses below 1 by name, each bar with its
+    clips right (right)."""
     plt = _plt()
     rows = sorted((g for g in per_gloss if g["support"]), key=lambda g: (g["recall"], g["gloss"]))
     recall = [g["recall"] for g in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(13, max(4.5, 0.22 * min(worst, len(rows)) + 1)), dpi=100,
+    shown = [g for g in rows if g["recall"] < 1][:worst]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, max(4.5, 0.22 * len(shown) + 1)), dpi=100,
                                gridspec_kw={"width_ratios": [1.2, 1]})  # fmt: skip
     a.plot(range(1, len(recall) + 1), recall, drawstyle="steps-mid")
     a.set_xlabel("glosses, sorted by recall")
@@ -189,17 +199,17 @@ def plot_recall(per_gloss: list[dict], path: str | os.PathLike, title: str = "",
     a.set_ylim(-0.02, 1.02)
     a.grid(alpha=0.3)
     a.set_title(f"{sum(r == 0 for r in recall)} of {len(recall)} glosses never right, {sum(r == 1 for r in recall)} always")
-    shown = rows[:worst]
     b.barh(range(len(shown)), [g["recall"] for g in shown], color="tab:red")
     b.set_yticks(range(len(shown)), [f"{g['gloss']} ({g['support']})" for g in shown], fontsize=8)
+    for i, g in enumerate(shown):  # a gloss never right has no bar to see: its count says it
+        b.text(g["recall"] + 0.01, i, f"{round(g['recall'] * g['support'])}/{g['support']}", va="center", fontsize=7)
     b.invert_yaxis()
-    b.set_xlim(0, 1)
+    b.set_xlim(0, 1.1)
     b.set_xlabel("recall")
-    b.set_title(f"the {len(shown)} hardest glosses (clips)")
+    b.set_title(f"the {len(shown)} hardest glosses (clips)" if shown else "every gloss always right")
     fig.suptitle(title or "recall per gloss")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
 
 def plot_coverage(probs: np.ndarray, y: np.ndarray, threshold: float, path: str | os.PathLike, title: str = "") -> None:
@@ -306,8 +316,8 @@ def _predict_store(predictor, store, clips, digests: list[str] | None = None) ->
     return np.concatenate(out) if out else np.zeros((0, len(predictor.labels)), np.float32)
 
 
-def _digests_of(data: str | os.PathLike | None, paths: set[str]) -> set[str] | None:
-    """The `keypoints_digest`s of the clips `paths` of the store `data` (the one a model trained on); None when it
+def _digests_of(data: str | os.PathLike | None, paths: set[str]) -> dict[str, str] | None:
+    """`keypoints_digest` -> path of the clips `paths` of the store `data` (the one a model trained on); None when it
     cannot be opened here."""
     try:
         trained_on = open_store(data) if data else None
@@ -315,7 +325,7 @@ def _digests_of(data: str | os.PathLike | None, paths: set[str]) -> set[str] | N
         trained_on = None
     if trained_on is None:
         return None
-    return {keypoints_digest(trained_on.read(c)) for c in trained_on.clips if c.path in paths}
+    return {keypoints_digest(trained_on.read(c)): c.path for c in trained_on.clips if c.path in paths}
 
 
 def evaluate_run(
@@ -381,14 +391,17 @@ def evaluate_run(
     if not known:
         raise ValueError(f"{store.root}: none of its glosses ({', '.join(sorted(unknown)[:8])}...) are known to the "
                          f"model ({', '.join(predictor.labels[:8])}...)")  # fmt: skip
+    # the clips the scored model trained on (a refit's: the validation clips too), and those that chose it
     seen = (set(trained.train) | (set(trained.val) if validated and not refit else set())) if trained else set()
+    chose = set(trained.val) - seen if trained else set()
     digests: list[str] | None = None if same_data or not seen else []
     raw = _predict_store(predictor, store, known, digests)
-    trained_digests = _digests_of(card.training.get("data"), seen) if digests is not None else None
+    trained_digests = _digests_of(card.training.get("data"), seen | chose) if digests is not None else None
     if same_data:
-        in_training = sum(c.path in seen for c in known)
-    else:  # a copy of the training clips, or some of them, under any names
-        in_training = sum(d in trained_digests for d in digests) if trained_digests and digests else 0
+        where_from = [c.path for c in known]
+    else:  # a copy of the clips the model saw, or some of them, under any names
+        where_from = [trained_digests.get(d, "") for d in digests] if trained_digests and digests else []
+    in_training, choosing = sum(p in seen for p in where_from), sum(p in chose for p in where_from)
     y = np.array([index[c.gloss] for c in known])
     metrics, probs = score(raw, y, predictor)
     out.mkdir(parents=True, exist_ok=True)
@@ -400,8 +413,13 @@ def evaluate_run(
         scored = f"the {len(known)} {SIDE_WORDS[split]} clips of {store.root}{where_text} (the run's {split} split)"
     warnings_ = []
     if unknown:
-        warnings_.append(f"skipped {sum(unknown.values())} clips of {len(unknown)} glosses the model does not know: "
+        warnings_.append(f"skipped {count(sum(unknown.values()), 'clip')} of {count(len(unknown), 'gloss', 'glosses')} "
+                         "the model does not know: "
                          + ", ".join(f"{g} ({n})" for g, n in list(unknown.items())[:20]) + (" ..." if len(unknown) > 20 else ""))  # fmt: skip
+    if split == "all" and store.failed:  # refused by an import, no person found by extraction: not clips
+        paths = [r.get("path", "?") for r in store.failed]
+        warnings_.append(f"{count(len(paths), 'clip')} of {store.root} failed when it was made (its manifest says why), "
+                         f"not scored: {', '.join(paths[:5])}{' ...' if len(paths) > 5 else ''}")  # fmt: skip
     if digests is not None and trained_digests is None:
         warnings_.append(f"not checked for clips the model trained on: its training data ({card.training.get('data')}) "
                          "is not there")  # fmt: skip
@@ -410,6 +428,9 @@ def evaluate_run(
                          f"these figures overstate accuracy on new clips")  # fmt: skip
     if split == "val":
         warnings_.append("validation clips chose the model (early stopping): the figures are optimistic")
+    elif choosing:
+        warnings_.append(f"{choosing} of the {len(known)} scored clips were the validation clips that chose the model "
+                         f"(early stopping): these figures are optimistic")  # fmt: skip
     if refit:
         warnings_.append(f"these figures are of the validated models ({validated}); the run's model "
                          f"averages them with refits trained on the validation clips too, which they cannot judge")  # fmt: skip
@@ -445,8 +466,14 @@ def write_evaluation(
         pred_rows.append({"path": p, "true": labels[t], "predicted": labels[int(order[0])], "probability": f"{pr.max():.4f}",
                           f"top{k}": " ".join(labels[i] for i in order), "correct": int(order[0] == t)})  # fmt: skip
     write_csv_atomic(files["predictions"], pred_rows, ["path", "true", "predicted", "probability", "correct", f"top{k}"])
-    plot_confusion(np.array(m.confusion), labels, files["confusion_png"], False, f"{name}: confusion (counts)")
-    plot_confusion(np.array(m.confusion), labels, files["confusion_norm_png"], True, f"{name}: confusion (row-normalised)")
+    cm, names, which = np.array(m.confusion), labels, ""
+    if len(labels) > LABELLED_UP_TO:  # a large vocabulary: the glosses among these clips or predicted (the CSV: all)
+        play = np.flatnonzero((cm.sum(axis=0) > 0) | (cm.sum(axis=1) > 0))
+        if len(play) < len(labels):
+            cm, names = cm[np.ix_(play, play)], [labels[i] for i in play]
+            which = f", the {len(play)} of {len(labels)} glosses among these clips or predicted"
+    plot_confusion(cm, names, files["confusion_png"], False, f"{name}: confusion (counts{which})")
+    plot_confusion(cm, names, files["confusion_norm_png"], True, f"{name}: confusion (row-normalised{which})")
     plot_recall(m.per_gloss, files["recall_png"], f"{name}: recall per gloss")
     if history.exists():
         files["curves"] = out / "curves.png"
@@ -491,6 +518,8 @@ def write_report(path: str | os.PathLike, evaluations: list[Evaluation], title: 
                       "|---|---|---|---|"]  # fmt: skip
             lines += [f"| {c['true']} | {c['predicted']} | {c['count']} | {c['share']:.0%} |" for c in ev.confusions]
             lines.append("")
+        elif ev.metrics.n:
+            lines += ["Most confused pairs: none (every clip's answer was right).", ""]
         lines += _per_gloss_table(ev.metrics.per_gloss)
         for key, caption in (("confusion_png", "confusion (counts)"), ("confusion_norm_png", "confusion (row-normalised)"),
                              ("recall_png", "recall per gloss"), ("coverage_png", "accuracy against coverage"),

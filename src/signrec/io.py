@@ -91,3 +91,9 @@ def gloss_folder(gloss: str) -> str:
     if not name:
         name = "gloss_" + hashlib.sha1(gloss.encode()).hexdigest()[:8]
     return name
+
+
+def count(n: int, word: str, plural: str | None = None) -> str:
+    """`1 clip`, `3 clips`, `2 glosses` (with `plural`)."""
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from ..io import read_csv_rows, write_csv_atomic
+from ..io import count, read_csv_rows, write_csv_atomic
 from .config import HISTORY_FIELDS
 
 PRINT_EVERY = 2.0  # seconds between progress lines (always one for an epoch that improves the best)
@@ -41,7 +41,7 @@ def capped(seconds: float, elapsed: float, max_minutes: float | None) -> float:
 
 def epochs(n: int) -> str:
     """`1 epoch`, `3 epochs`: for progress lines."""
-    return f"{n} epoch{'' if n == 1 else 's'}"
+    return count(n, "epoch")
 
 
 def format_seconds(s: float) -> str:
