@@ -316,16 +316,18 @@ def _predict_store(predictor, store, clips, digests: list[str] | None = None) ->
     return np.concatenate(out) if out else np.zeros((0, len(predictor.labels)), np.float32)
 
 
-def _digests_of(data: str | os.PathLike | None, paths: set[str]) -> dict[str, str] | None:
-    """`keypoints_digest` -> path of the clips `paths` of the store `data` (the one a model trained on); None when it
-    cannot be opened here."""
+def _origins(digests: list[str] | None, data: str | os.PathLike | None, paths: set[str]) -> list[str] | None:
+    """For clips of other data known by their `keypoints_digest`s: the path of each among the clips `paths` of the
+    store `data` (the one a model trained on) with the same keypoints, or ""; None when that store cannot be opened
+    here (or nothing was to be looked up)."""
     try:
-        trained_on = open_store(data) if data else None
+        trained_on = open_store(data) if data and digests is not None else None
     except (OSError, ValueError):
         trained_on = None
     if trained_on is None:
         return None
-    return {keypoints_digest(trained_on.read(c)): c.path for c in trained_on.clips if c.path in paths}
+    paths_of = {keypoints_digest(trained_on.read(c)): c.path for c in trained_on.clips if c.path in paths}
+    return [paths_of.get(d, "") for d in digests]
 
 
 def evaluate_run(
@@ -367,6 +369,7 @@ def evaluate_run(
     file = Path(run).name if Path(run).is_file() and Path(run).stem != "model" else ""
     out = Path(out) if out else folder / f"eval-{Path(file).stem + '-' if file else ''}{name}-{split}"
     opened = data if isinstance(data, KeypointStore) else open_or_import([Path(data)], out / "keypoints", None, progress, log)[0]
+    imported = opened is not data and opened.root.resolve() != Path(data).resolve()  # a folder that was not a store
     store = filter_store(opened, where)
     predictor.check_parts(store.parts, store.root)
     split_file = folder / SPLIT_NAME
@@ -394,21 +397,17 @@ def evaluate_run(
     # the clips the scored model trained on (a refit's: the validation clips too), and those that chose it
     seen = (set(trained.train) | (set(trained.val) if validated and not refit else set())) if trained else set()
     chose = set(trained.val) - seen if trained else set()
-    digests: list[str] | None = None if same_data or not seen else []
+    digests: list[str] | None = None if same_data or not seen else []  # elsewhere, clips are known by their keypoints
     raw = _predict_store(predictor, store, known, digests)
-    trained_digests = _digests_of(card.training.get("data"), seen | chose) if digests is not None else None
-    if same_data:
-        where_from = [c.path for c in known]
-    else:  # a copy of the clips the model saw, or some of them, under any names
-        where_from = [trained_digests.get(d, "") for d in digests] if trained_digests and digests else []
-    in_training, choosing = sum(p in seen for p in where_from), sum(p in chose for p in where_from)
+    origin = [c.path for c in known] if same_data else _origins(digests, card.training.get("data"), seen | chose)
+    in_training, choosing = (sum(p in seen for p in origin), sum(p in chose for p in origin)) if origin else (0, 0)
     y = np.array([index[c.gloss] for c in known])
     metrics, probs = score(raw, y, predictor)
     out.mkdir(parents=True, exist_ok=True)
     where_text = f" where {where if isinstance(where, str) else ','.join(where)}" if where else ""
     if split == "all":
-        imported = "" if opened is data or opened.root.resolve() == Path(data).resolve() else f" (imported into {opened.root})"
-        scored = f"all {len(known)} clips of {data if imported else store.root}{imported}{where_text}"
+        source = f"{data} (imported into {opened.root})" if imported else store.root
+        scored = f"all {len(known)} clips of {source}{where_text}"
     else:
         scored = f"the {len(known)} {SIDE_WORDS[split]} clips of {store.root}{where_text} (the run's {split} split)"
     warnings_ = []
@@ -420,7 +419,7 @@ def evaluate_run(
         paths = [r.get("path", "?") for r in store.failed]
         warnings_.append(f"{count(len(paths), 'clip')} of {store.root} failed when it was made (its manifest says why), "
                          f"not scored: {', '.join(paths[:5])}{' ...' if len(paths) > 5 else ''}")  # fmt: skip
-    if digests is not None and trained_digests is None:
+    if digests is not None and origin is None:
         warnings_.append(f"not checked for clips the model trained on: its training data ({card.training.get('data')}) "
                          "is not there")  # fmt: skip
     if in_training and split != "train":
