@@ -1,6 +1,8 @@
 """Metrics against hand-checked cases, bootstrap intervals, plots that are really drawn, and run evaluation that
 says exactly what it scored."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -199,7 +201,8 @@ def test_evaluate_reads_a_folder_with_an_index_as_run_does(run, data_dir, tmp_pa
     assert main(["evaluate", str(run), "--data", str(folder), "--split", "all"]) == 0
     said = capsys.readouterr().out
     out = run / "eval-other clips-all"
-    assert f"importing it into {out / 'keypoints'}" in said and "report: " in said
+    scratch = Path(said.split("importing it into ")[1].split()[0])
+    assert "report: " in said and not scratch.exists() and not (out / "keypoints").exists()  # imported for it alone
     scored = read_csv_rows(out / "predictions.csv")
     n_thanks = sum(src.parent.name == "thanks" for src in files.values())
     assert len(scored) == len(files) - n_thanks > 0  # "thank you" is not a gloss the model knows
@@ -209,7 +212,7 @@ def test_evaluate_reads_a_folder_with_an_index_as_run_does(run, data_dir, tmp_pa
         gloss, stem = r["path"].split("/")[1].rsplit(".", 1)[0].split("-")
         assert r["predicted"] == by_path[f"{gloss}/{stem}.npy"]["predicted"]
     report = (out / "report.md").read_text()
-    assert f"scored all {len(scored)} clips of {folder} (imported into {out / 'keypoints'})" in report
+    assert f"scored all {len(scored)} clips of {folder} (imported for this evaluation)" in report
     assert direct.metrics.n == 120 and f"skipped {n_thanks} clips of 1 gloss the model" in report
 
 
@@ -290,4 +293,52 @@ def test_evaluate_says_which_clips_of_the_store_it_could_not_score(run, data_dir
     assert ev.metrics.n == 2
     assert any(w.startswith(f"1 clip of {tmp_path / 'kp'} failed when it was made (its manifest says why), not "
                             "scored: hello/bad.npy") for w in ev.warnings)  # fmt: skip
+
+
+def test_an_imported_folder_is_scored_as_it_is_now_and_alone(run, data_dir, tmp_path, capsys):
+    """Imported into a store kept beside the report, a second folder of the same name was added to the first and
+    both were scored as the second; a folder that lost clips kept them. And a side of the run's split cannot be
+    taken from another folder: refused before anything is imported."""
+    webcam = data_dir / "keypoints" / "webcam" / "ilkerdemir-s"
+    hello = sorted((webcam / "hello").glob("*.npy"))
+    for side, files in (("a", hello[:3]), ("b", hello[3:5])):
+        folder = link_tree(tmp_path / side / "clips", {f"c/{f.name}": f for f in files})
+        (folder / "index.csv").write_text("path,gloss\n" + "".join(f"c/{f.name},hello\n" for f in files))
+    assert evaluate_run(run, tmp_path / "a" / "clips", "all").metrics.n == 3
+    assert evaluate_run(run, tmp_path / "b" / "clips", "all").metrics.n == 2
+    (tmp_path / "a" / "clips" / "c" / hello[0].name).unlink()
+    assert evaluate_run(run, tmp_path / "a" / "clips", "all").metrics.n == 2
+    capsys.readouterr()
+    with pytest.raises(ValueError, match="use --split all"):
+        evaluate_run(run, tmp_path / "b" / "clips", "test")
+    assert "importing" not in capsys.readouterr().out
+
+
+def test_a_float16_copy_of_the_training_clips_is_known_and_a_lost_training_store_is_said(run, data_dir, tmp_path):
+    from signrec.store import import_keypoints
+
+    data = data_dir / "keypoints" / "webcam" / "akashsharma095"
+    trained = Split.load(run / "split.json")
+    import_keypoints(link_tree(tmp_path / "src", {rel: data / rel for rel in trained.train[:4]}), tmp_path / "kp16",
+                     dtype="float16", progress=False)  # fmt: skip
+    ev = evaluate_run(run, tmp_path / "kp16", "all")
+    assert ev.in_training == 4 and any("4 of the 4 scored clips were in the model's training split" in w
+                                       for w in ev.warnings)  # fmt: skip
+    moved = tmp_path / "moved"
+    link_tree(tmp_path / "train", {rel: data / rel for rel in trained.train[:20] + trained.val[:6] + trained.test[:6]})
+    other = tmp_path / "other"
+    train(tmp_path / "train", moved, reference().with_config(max_epochs=1, progress=False))
+    import shutil
+
+    shutil.rmtree(tmp_path / "train")
+    ev = evaluate_run(moved, data_dir / "keypoints" / "webcam" / "ilkerdemir-s", "all", out=other)
+    assert any(f"not checked for clips the model trained on: its training data ({tmp_path / 'train'}) is not there"
+               in w for w in ev.warnings)  # fmt: skip
+
+
+def test_an_onnx_export_of_the_run_gets_its_own_report(run, data_dir):
+    other = data_dir / "keypoints" / "webcam" / "ilkerdemir-s"
+    assert main(["export", str(run), "--onnx", str(run / "model.onnx")]) == 0
+    ev = evaluate_run(run / "model.onnx", other, "all")
+    assert ev.files["report"] == str(run / "eval-model-onnx-ilkerdemir-s-all" / "report.md")
 

@@ -620,13 +620,14 @@ def _run(p: argparse.ArgumentParser) -> None:
 def _evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run folder (or a checkpoint file inside one)")
     p.add_argument("--data", help="keypoint store (default: the one the run was trained on), or a folder of keypoints "
-                   "that is not one yet, such as one with an index.csv as `run --keypoints` takes: imported into the "
-                   "output folder first")
+                   "that is not one yet, such as one with an index.csv as `run --keypoints` takes: imported for this "
+                   "evaluation alone, into a temporary store")
     p.add_argument("--split", choices=["test", "val", "train", "all"], default="test",
                    help="which side of the run's split, or all clips of --data")
     p.add_argument("--where", action="append", help="keep only clips whose column matches, e.g. wlasl100=1")
     p.add_argument("--out", help="output folder (default: beside the checkpoint, eval-<data>-<split>; for another "
-                   "checkpoint than the run's model, such as validated.pt, eval-<file>-<data>-<split>)")
+                   "checkpoint than the run's model: eval-validated-<data>-<split> for validated.pt, "
+                   "eval-model-onnx-... for model.onnx)")
 
     def run(args: argparse.Namespace) -> int:
         checkpoint(args.run)

@@ -9,6 +9,7 @@ when any of them were in the model's training split.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -316,17 +317,24 @@ def _predict_store(predictor, store, clips, digests: list[str] | None = None) ->
     return np.concatenate(out) if out else np.zeros((0, len(predictor.labels)), np.float32)
 
 
-def _origins(digests: list[str] | None, data: str | os.PathLike | None, paths: set[str]) -> list[str] | None:
-    """For clips of other data known by their `keypoints_digest`s: the path of each among the clips `paths` of the
-    store `data` (the one a model trained on) with the same keypoints, or ""; None when that store cannot be opened
-    here (or nothing was to be looked up)."""
+def _origins(digests: list[str] | None, frames: set[int], data: str | os.PathLike | None, seen: set[str],
+             chose: set[str]) -> list[str] | None:  # fmt: skip
+    """For clips of other data known by their `keypoints_digest`s (and numbers of `frames`): the path of each among
+    the clips `seen` or `chose` of the store `data` (the one a model trained on, or was chosen on) with the same
+    keypoints, a clip seen first; "" for none. Only clips of those lengths are read. None when that store cannot be
+    opened here (or nothing was to be looked up)."""
     try:
         trained_on = open_store(data) if data and digests is not None else None
     except (OSError, ValueError):
         trained_on = None
     if trained_on is None:
         return None
-    paths_of = {keypoints_digest(trained_on.read(c)): c.path for c in trained_on.clips if c.path in paths}
+    paths_of: dict[str, str] = {}
+    for c in trained_on.clips:
+        if c.frames in frames and (c.path in seen or c.path in chose):
+            d = keypoints_digest(trained_on.read(c))
+            if paths_of.get(d) not in seen:  # the same keypoints twice: training says more than choosing
+                paths_of[d] = c.path
     return [paths_of.get(d, "") for d in digests]
 
 
@@ -364,25 +372,30 @@ def evaluate_run(
     data = data if data is not None else card.training.get("data")
     if not data:
         raise ValueError(f"{run}: the checkpoint does not name its data; pass --data")
-    name = data.root.name if isinstance(data, KeypointStore) else Path(data).name
-    # another checkpoint than the run's own model (validated.pt, a copy) is named in the folder and the title
-    file = Path(run).name if Path(run).is_file() and Path(run).stem != "model" else ""
-    out = Path(out) if out else folder / f"eval-{Path(file).stem + '-' if file else ''}{name}-{split}"
-    opened = data if isinstance(data, KeypointStore) else open_or_import([Path(data)], out / "keypoints", None, progress, log)[0]
-    imported = opened is not data and opened.root.resolve() != Path(data).resolve()  # a folder that was not a store
-    store = filter_store(opened, where)
-    predictor.check_parts(store.parts, store.root)
+    root = data.root if isinstance(data, KeypointStore) else Path(data)
+    # another checkpoint than the run's own model (validated.pt, an ONNX export) is named in the folder and the title
+    file = Path(run).name if Path(run).is_file() and Path(run).name not in ("model.pt", "model.keras") else ""
+    tag = file.removesuffix(".pt").replace(".", "-") + "-" if file else ""  # validated-, model-onnx-
+    out = Path(out) if out else folder / f"eval-{tag}{root.name}-{split}"
     split_file = folder / SPLIT_NAME
     trained = Split.load(split_file) if split_file.exists() else None
-    same_data = Path(card.training.get("data") or "").resolve() == store.root.resolve()
-    if split == "all":
-        clips = store.clips
-    else:
+    same_data = Path(card.training.get("data") or "").resolve() == root.resolve()
+    if split != "all":
         if trained is None:
             raise FileNotFoundError(f"{split_file}: no saved split in this run; use --split all with --data")
         if not same_data:
-            raise ValueError(f"{store.root} is not the data {folder} was trained on ({card.training.get('data')}); "
+            raise ValueError(f"{root} is not the data {folder} was trained on ({card.training.get('data')}); "
                              f"its split names clips of that data: use --split all")  # fmt: skip
+    # a folder that is not a store (one with an index.csv, as `run --keypoints` takes) is imported for this
+    # evaluation alone, into a temporary store: nothing of another folder, or of this one as it was, is scored
+    scratch = None if isinstance(data, KeypointStore) else tempfile.TemporaryDirectory(prefix="signrec-eval-")
+    opened = data if scratch is None else open_or_import([root], Path(scratch.name) / root.name, None, progress, log)[0]
+    imported = scratch is not None and Path(scratch.name) in opened.root.parents
+    store = filter_store(opened, where)
+    predictor.check_parts(store.parts, store.root)
+    if split == "all":
+        clips = store.clips
+    else:
         present = {c.path for c in store.clips}
         clips = store.subset([p for p in trained.side(split) if p in present])
         if not clips:
@@ -399,14 +412,17 @@ def evaluate_run(
     chose = set(trained.val) - seen if trained else set()
     digests: list[str] | None = None if same_data or not seen else []  # elsewhere, clips are known by their keypoints
     raw = _predict_store(predictor, store, known, digests)
-    origin = [c.path for c in known] if same_data else _origins(digests, card.training.get("data"), seen | chose)
+    if scratch is not None:
+        scratch.cleanup()
+    origin = ([c.path for c in known] if same_data
+              else _origins(digests, {c.frames for c in known}, card.training.get("data"), seen, chose))  # fmt: skip
     in_training, choosing = (sum(p in seen for p in origin), sum(p in chose for p in origin)) if origin else (0, 0)
     y = np.array([index[c.gloss] for c in known])
     metrics, probs = score(raw, y, predictor)
     out.mkdir(parents=True, exist_ok=True)
     where_text = f" where {where if isinstance(where, str) else ','.join(where)}" if where else ""
     if split == "all":
-        source = f"{data} (imported into {opened.root})" if imported else store.root
+        source = f"{root} (imported for this evaluation)" if imported else store.root
         scored = f"all {len(known)} clips of {source}{where_text}"
     else:
         scored = f"the {len(known)} {SIDE_WORDS[split]} clips of {store.root}{where_text} (the run's {split} split)"
@@ -415,13 +431,15 @@ def evaluate_run(
         warnings_.append(f"skipped {count(sum(unknown.values()), 'clip')} of {count(len(unknown), 'gloss', 'glosses')} "
                          "the model does not know: "
                          + ", ".join(f"{g} ({n})" for g, n in list(unknown.items())[:20]) + (" ..." if len(unknown) > 20 else ""))  # fmt: skip
-    if split == "all" and store.failed:  # refused by an import, no person found by extraction: not clips
+    if split == "all" and store.failed and not where:  # refused by an import, no person found by extraction
         paths = [r.get("path", "?") for r in store.failed]
         warnings_.append(f"{count(len(paths), 'clip')} of {store.root} failed when it was made (its manifest says why), "
                          f"not scored: {', '.join(paths[:5])}{' ...' if len(paths) > 5 else ''}")  # fmt: skip
-    if digests is not None and origin is None:
-        warnings_.append(f"not checked for clips the model trained on: its training data ({card.training.get('data')}) "
-                         "is not there")  # fmt: skip
+    if not same_data and (trained is None or origin is None):
+        why = (f"no {SPLIT_NAME} beside the checkpoint" if trained is None else f"its training data "
+               f"({card.training['data']}) is not there" if card.training.get("data") else "the checkpoint does not "
+               "name its training data")  # fmt: skip
+        warnings_.append(f"not checked for clips the model trained on: {why}")
     if in_training and split != "train":
         warnings_.append(f"{in_training} of the {len(known)} scored clips were in the model's training split: "
                          f"these figures overstate accuracy on new clips")  # fmt: skip
@@ -440,7 +458,7 @@ def evaluate_run(
                                 [c.path for c in known], probs, y)  # fmt: skip
     ev.files["coverage_png"] = str(out / "coverage.png")
     plot_coverage(probs, y, predictor.threshold, ev.files["coverage_png"], f"{card.framework}/{card.model}: accuracy against coverage")
-    write_report(out / "report.md", [ev], title=f"Evaluation of {folder.name}{'/' + file if file else ''} on {name} ({split})")
+    write_report(out / "report.md", [ev], title=f"Evaluation of {folder.name}{'/' + file if file else ''} on {root.name} ({split})")
     ev.files["report"] = str(out / "report.md")
     return ev
 

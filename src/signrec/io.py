@@ -96,4 +96,3 @@ def gloss_folder(gloss: str) -> str:
 def count(n: int, word: str, plural: str | None = None) -> str:
     """`1 clip`, `3 clips`, `2 glosses` (with `plural`)."""
     return f"{n} {word if n == 1 else plural or word + 's'}"
-

@@ -162,7 +162,7 @@ def find_sequences(src: str | os.PathLike, index: str | os.PathLike | None = Non
                    else "no .npy or .pose keypoint files below it")  # fmt: skip
         raise layout_error(src, problem)
     used = {id(seq.meta) for seq in found}
-    rows = {id(r): r for r in (*by_path.values(), *by_id.values())}  # each row once, in the index's order
+    rows = {id(r): r for r in (*by_path.values(), *by_id.values())}  # each row once: those with a path first
     unmatched = [r.get("path") or value(r, "id") for k, r in rows.items() if k not in used]
     return found, index_file, unmatched
 
@@ -305,4 +305,3 @@ def open_or_import(sources: list[Path], into: Path, aliases: dict[str, str] | No
         if summary.failed and not summary.ok and not summary.skipped:
             raise ValueError(f"{src}: no sequence could be imported ({summary.problems[0]})")
     return open_store(into), "done" if imported else "reused"
-

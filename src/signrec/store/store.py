@@ -232,8 +232,8 @@ class KeypointStore:
 
 def keypoints_digest(keypoints: np.ndarray) -> str:
     """A clip known by its keypoints (`KeypointStore.read`'s `(frames, 1662)`): the same values give the same digest
-    wherever they are stored, under whatever name, as float16 or float32."""
-    x = np.ascontiguousarray(keypoints, dtype=np.float32)
+    wherever they are stored, under whatever name, as float32 or rounded to float16 (a store may keep them so)."""
+    x = np.ascontiguousarray(keypoints, dtype=np.float16)
     return hashlib.sha1(x.tobytes() + repr(x.shape).encode()).hexdigest()
 
 
