@@ -104,6 +104,28 @@ def test_a_one_dimensional_clip_named_by_the_index_is_refused_by_its_own_name(tm
     assert summary.problems == [problem + f"({clip.shape[1]},)"]
 
 
+def test_a_store_imported_from_one_folder_refuses_another(tmp_path, data_dir):
+    """`run --keypoints B --out OUT` after `run --keypoints A --out OUT` imported B into A's store: clips of the same
+    names were replaced, the others mixed in, and the split made for A was used on the mixture."""
+    from signrec.store import open_or_import
+
+    webcam = data_dir / "keypoints" / "webcam"
+    for name, signer in (("A", "akashsharma095"), ("B", "ilkerdemir-s")):
+        files = sorted((webcam / signer / "hello").glob("*.npy"))[:3]
+        link_tree(tmp_path / name / "clips", {f"hello/{f.name}": f for f in files})
+        (tmp_path / name / "clips" / "index.csv").write_text("path,gloss\n" + "".join(f"hello/{f.name},hello\n"
+                                                                                     for f in files))  # fmt: skip
+    into = tmp_path / "out" / "keypoints"
+    store, _ = open_or_import([tmp_path / "A" / "clips"], into, progress=False, log=lambda _: None)
+    assert len(store) == 3
+    before = store.fingerprint()
+    assert open_or_import([tmp_path / "A" / "clips"], into, progress=False, log=lambda _: None)[1] == "reused"
+    with pytest.raises(ValueError, match=f"{into} holds keypoints imported from {tmp_path / 'A' / 'clips'}, not from "
+                                         f"{tmp_path / 'B' / 'clips'}"):  # fmt: skip
+        open_or_import([tmp_path / "B" / "clips"], into, progress=False, log=lambda _: None)
+    assert open_store(into).fingerprint() == before  # nothing of B came in
+
+
 def _tutorial_tree(root, data_dir, parts=None):
     """MP_Data/<action>/<sequence>/<frame>.npy from real webcam keypoints (one 1-D file per frame)."""
     originals = {}

@@ -227,8 +227,9 @@ def import_keypoints(
     aliases = aliases or {}
     summary = ImportSummary(index=str(index_file or ""), unmatched=unmatched)
     with StoreWriter(out) as writer:
-        done_sources = {r.get("source") for r in writer.rows.values() if r.get("status") == "ok" and writer.has(r["path"])}
-        todo = [s for s in sequences if str(s.source) not in done_sources]
+        done_sources = {os.path.abspath(r.get("source") or "") for r in writer.rows.values()
+                        if r.get("status") == "ok" and writer.has(r["path"])}  # fmt: skip
+        todo = [s for s in sequences if os.path.abspath(s.source) not in done_sources]
         summary.skipped = len(sequences) - len(todo)
         known_parts = {r.get("dataset"): r.get("parts") for r in writer.rows.values() if r.get("status") == "ok"}
         parts = layout.check_parts(known_parts[dataset]) if known_parts.get(dataset) else _parts_in(todo, progress)
@@ -246,7 +247,7 @@ def import_keypoints(
             seen[rel] = seq
             extra = {k: v for k, v in seq.meta.items() if k not in _SKIP_COLUMNS and v not in (None, "")}
             signer = value(seq.meta, "signer") or (group if group_as == "signer" else "")
-            row = {**extra, "id": sid, "gloss": gloss, "signer": signer, "source": str(seq.source),
+            row = {**extra, "id": sid, "gloss": gloss, "signer": signer, "source": os.path.abspath(seq.source),
                    "dataset": dataset, "frame_start": 1, "frame_end": -1}  # fmt: skip
             if group_as != "signer":
                 row[group_as] = group
@@ -297,6 +298,7 @@ def open_or_import(sources: list[Path], into: Path, aliases: dict[str, str] | No
             return open_store(sources[0]), "reused"
         except NotAStoreError as e:
             log(f"{sources[0]}: {str(e).split(': ', 2)[-1].split('. ')[0]}; importing it into {into}")
+    _check_sources(into, sources)
     imported = 0
     for src in sources:
         summary = import_keypoints(src, into, aliases=aliases, progress=progress)
@@ -305,3 +307,19 @@ def open_or_import(sources: list[Path], into: Path, aliases: dict[str, str] | No
         if summary.failed and not summary.ok and not summary.skipped:
             raise ValueError(f"{src}: no sequence could be imported ({summary.problems[0]})")
     return open_store(into), "done" if imported else "reused"
+
+
+def _check_sources(into: Path, sources: list[Path]) -> None:
+    """Refuse to import `sources` into a store that holds clips imported from elsewhere (another folder given the
+    same output): their clips would replace or join the others, and a split made for those would be used on the
+    mixture. Importing the same folders again (a resumed or repeated job) only adds what is new."""
+    if not (into / MANIFEST_NAME).exists():
+        return
+    roots = [Path(os.path.abspath(s)) for s in sources]  # as given, links not followed (sources are recorded so)
+    for row in read_csv_rows(into / MANIFEST_NAME):
+        source = Path(os.path.abspath(row.get("source") or ""))  # (relative in stores made before release 19)
+        if not any(root == source or root in source.parents for root in roots):
+            origin = next((p for p in source.parents if p.name == row.get("dataset")), source.parent)
+            raise ValueError(f"{into} holds keypoints imported from {origin}, not from {', '.join(map(str, sources))}: "
+                             f"give another output folder")  # fmt: skip
+
