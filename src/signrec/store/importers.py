@@ -322,4 +322,3 @@ def _check_sources(into: Path, sources: list[Path]) -> None:
             origin = next((p for p in source.parents if p.name == row.get("dataset")), source.parent)
             raise ValueError(f"{into} holds keypoints imported from {origin}, not from {', '.join(map(str, sources))}: "
                              f"give another output folder")  # fmt: skip
-
