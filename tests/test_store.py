@@ -79,6 +79,24 @@ def test_the_gloss_comes_from_the_index_not_the_folder(tmp_path, data_dir):
     assert {c.path.split("/")[0] for c in store.clips} == {"thank_you"}
 
 
+def test_index_rows_without_a_path_are_matched_to_files_by_video_id(tmp_path, data_dir):
+    """An index with no path column (WLASL's own: video_id, gloss, signer, split) names each file by its id."""
+    hands = data_dir / "keypoints" / "wlasl300-hands"
+    rows = [r for r in read_csv_rows(hands / "index.csv") if r["gloss"] == "about"][:3]
+    assert len(rows) == 3
+    link_tree(tmp_path / "src", {f"signs/{r['video_id']}.npy": hands / r["path"] for r in rows})
+    (tmp_path / "src" / "index.csv").write_text("video_id,gloss,signer,split\n" + "".join(
+        f"{r['video_id']},about,{r['signer']},{r['split']}\n" for r in rows[:2]))  # fmt: skip
+    summary = import_keypoints(tmp_path / "src", tmp_path / "kp", progress=False)
+    store = open_store(tmp_path / "kp")
+    assert summary.ok == 3 and summary.unmatched == []
+    by_id = {c.id: c for c in store.clips}
+    for r in rows[:2]:  # matched by id: the index's gloss, signer and split
+        assert (by_id[r["video_id"]].gloss, by_id[r["video_id"]].signer, by_id[r["video_id"]].split) == (
+            "about", r["signer"], r["split"])  # fmt: skip
+    assert (by_id[rows[2]["video_id"]].gloss, by_id[rows[2]["video_id"]].signer) == ("signs", "")  # no row: the folder
+
+
 def test_index_rows_without_a_file_are_counted_not_dropped_silently(tmp_path, data_dir):
     """An index.csv of 4 clips beside 2 of their files imported 2 and said nothing of the other 2."""
     src = data_dir / "keypoints" / "wlasl-b" / "bed"
