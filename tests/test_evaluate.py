@@ -132,6 +132,29 @@ def test_curves_mark_the_best_epoch_with_whole_epoch_ticks(tmp_path):
     assert img.shape[:2] == (400, 1100) and img.std() > 0.05
 
 
+def test_an_ensemble_has_the_training_curves_of_its_members(tmp_path):
+    """The best model of `run` (validated models and refits in members/) had no curves in its report: only a run's
+    own history.csv was drawn. Each member is now drawn in its own colour, the validated ones with their best epoch."""
+    from signrec.training.runner import histories
+
+    header = "epoch,train_loss,train_acc,val_loss,val_acc,seconds\n"
+    for name, rows in (("seed-0", "1,1.2,0.3,1.3,0.2,1\n2,0.8,0.6,1.0,0.5,1\n3,0.6,0.7,1.1,0.55,1\n"),
+                       ("seed-1", "1,1.1,0.3,1.2,0.3,1\n2,0.9,0.5,0.9,0.6,1\n"),
+                       ("refit-seed-2", "1,1.0,0.4,,,1\n2,0.7,0.6,,,1\n3,0.5,0.8,,,1\n")):  # fmt: skip
+        (tmp_path / "members" / name).mkdir(parents=True)
+        (tmp_path / "members" / name / "history.csv").write_text(header + rows)
+    found = histories(tmp_path)
+    assert [name for name, _ in found] == ["seed-0", "seed-1", "refit-seed-2"]  # validated first, in seed order
+    fig = curves_figure(found)
+    for ax in fig.axes:
+        labels = [line.get_label() for line in ax.get_lines()]
+        assert labels == ["seed-0 train", "seed-0 val", "seed-0 best epoch (2)", "seed-1 train", "seed-1 val",
+                          "seed-1 best epoch (2)", "refit-seed-2 train"]  # fmt: skip
+        assert len({line.get_color() for line in ax.get_lines()}) == 3  # a colour a member
+    (tmp_path / "history.csv").write_text(header + "1,1.2,0.3,1.3,0.2,1\n")
+    assert histories(tmp_path) == [("", tmp_path / "history.csv")]  # a run of its own: its own history
+
+
 def test_top_confusions_lists_the_biggest_off_diagonal_cells():
     cm = [[5, 3, 0], [1, 4, 0], [0, 6, 2]]
     got = top_confusions(cm, ["a", "b", "c"], 2)
@@ -256,7 +279,7 @@ def test_large_vocabulary_pictures_show_what_was_scored(tmp_path):
     probs = np.full((len(y), len(labels)), 0.001)
     probs[np.arange(len(y)), [0, 5, 1, 2, 3, 7]] = 0.9  # g000 1 of 2 right, g001 right, g002 1 of 2, g003 never
     m = compute_metrics(probs, y, labels)
-    files = write_evaluation(tmp_path, m, labels, tmp_path / "none.csv", "m", [str(i) for i in range(len(y))], probs, y)
+    files = write_evaluation(tmp_path, m, labels, [], "m", [str(i) for i in range(len(y))], probs, y)
     h, w = _image(files["confusion_png"]).shape[:2]
     assert h < 900 and w < 1000  # 6 glosses among the clips or predicted (g000-g003, g005, g007), not 120
     assert len(read_csv_rows(files["confusion_csv"])) == len(labels)  # the CSV keeps every gloss

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -457,9 +458,11 @@ def test_hand_turns_keep_the_wrist_and_the_rest_and_crops_keep_a_window(seq):
 @pytest.mark.slow
 def test_an_ensemble_averages_its_members_and_is_one_model_everywhere(data_dir, tmp_path, capsys):
     """`--ensemble 2`: two members with seeds 0 and 1 on one split, each a run of its own; the checkpoint's
-    probabilities are the mean of theirs, through the PyTorch checkpoint and ONNX alike; the same command reuses."""
+    probabilities are the mean of theirs, through the PyTorch checkpoint and ONNX alike; its evaluation draws its members'
+    training curves; the same command reuses."""
     import onnxruntime as ort
 
+    from signrec.evaluate import evaluate_run
     from signrec.export import export_onnx
 
     data = data_dir / "keypoints" / "webcam" / "akashsharma095"
@@ -482,6 +485,8 @@ def test_an_ensemble_averages_its_members_and_is_one_model_everywhere(data_dir, 
     x, mask = pad([ens.preprocess(q) for q in seqs])
     got = ort.InferenceSession(str(onnx_path)).run(None, {"x": x, "mask": mask})[0]
     np.testing.assert_allclose(got, (own[0] + own[1]) / 2, atol=1e-5)
+    ev = evaluate_run(tmp_path / "ens", split="val", progress=False, log=lambda *a: None)
+    assert Path(ev.files["curves"]).is_file() and "training curves](" in Path(ev.files["report"]).read_text()
     mtime = (tmp_path / "ens" / "model.pt").stat().st_mtime_ns
     assert main(args) == 0 and (tmp_path / "ens" / "model.pt").stat().st_mtime_ns == mtime
     assert "reused" in capsys.readouterr().out

@@ -236,38 +236,44 @@ def plot_coverage(probs: np.ndarray, y: np.ndarray, threshold: float, path: str 
     plt.close(fig)
 
 
-def plot_curves(history_csv: str | os.PathLike, path: str | os.PathLike, title: str = "") -> None:
+def plot_curves(histories: str | os.PathLike | list[tuple[str, Path]], path: str | os.PathLike, title: str = "") -> None:
     """Training curves PNG (see `curves_figure`)."""
     plt = _plt()
-    fig = curves_figure(history_csv, title)
+    fig = curves_figure(histories, title)
     fig.savefig(path)
     plt.close(fig)
 
 
-def curves_figure(history_csv: str | os.PathLike, title: str = ""):
+def curves_figure(histories: str | os.PathLike | list[tuple[str, Path]], title: str = ""):
     """Loss and accuracy per epoch, train and validation, side by side; the best epoch (lowest validation loss,
-    the model kept) is marked, and epochs are whole numbers."""
+    the model kept) is marked, and epochs are whole numbers. `histories`: one `history.csv`, or `(name, csv)` pairs
+    (an ensemble's members, each in a colour of its own and named in the legend; a refit has no validation)."""
     from matplotlib.ticker import MaxNLocator
 
     plt = _plt()
-    rows = read_csv_rows(history_csv)
-    epochs = [int(r["epoch"]) for r in rows]
-    val_loss = [float(r["val_loss"]) if r.get("val_loss") not in (None, "") else np.inf for r in rows]
-    best = epochs[int(np.argmin(val_loss))] if rows else None
+    runs = [("", Path(histories))] if isinstance(histories, (str, os.PathLike)) else histories
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
+    for i, (name, csv) in enumerate(runs):
+        rows = read_csv_rows(csv)
+        epochs = [int(r["epoch"]) for r in rows]
+        val_loss = [float(r["val_loss"]) if r.get("val_loss") not in (None, "") else np.inf for r in rows]
+        best = epochs[int(np.argmin(val_loss))] if np.isfinite(val_loss).any() else None
+        colour = {"color": f"C{i}"} if len(runs) > 1 else {}
+        prefix = f"{name} " if name else ""
+        for ax, metric in zip(axes, ("loss", "acc"), strict=True):
+            for stage, style in (("train", "-"), ("val", "--")):
+                pts = [(e, float(r[f"{stage}_{metric}"])) for e, r in zip(epochs, rows, strict=True)
+                       if r.get(f"{stage}_{metric}") not in (None, "")]  # fmt: skip
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), style, label=prefix + stage, **colour)
+            if best is not None:
+                ax.axvline(best, color=colour.get("color", "grey"), linestyle=":", label=f"{prefix}best epoch ({best})")
     for ax, metric in zip(axes, ("loss", "acc"), strict=True):
-        for stage, style in (("train", "-"), ("val", "--")):
-            pts = [(e, float(r[f"{stage}_{metric}"])) for e, r in zip(epochs, rows, strict=True)
-                   if r.get(f"{stage}_{metric}") not in (None, "")]  # fmt: skip
-            if pts:
-                ax.plot(*zip(*pts, strict=True), style, label=stage)
-        if best is not None:
-            ax.axvline(best, color="grey", linestyle=":", label=f"best epoch ({best})")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy" if metric == "acc" else "cross-entropy loss")
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8 if len(runs) > 1 else None)
     fig.suptitle(title or "training curves")
     fig.tight_layout()
     return fig
@@ -358,6 +364,7 @@ def evaluate_run(
     from .checkpoint import run_folder
     from .predict import load_predictor
     from .splits import SPLIT_NAME, Split, filter_store
+    from .training.runner import histories
 
     if split not in ("test", "val", "train", "all"):
         raise ValueError(f"split must be test, val, train or all, got {split!r}")
@@ -454,7 +461,7 @@ def evaluate_run(
     ev = Evaluation(str(folder), card.framework, card.model, split, metrics, {}, str(store.root), scored,
                     sum(unknown.values()), unknown, in_training, warnings_,
                     top_confusions(metrics.confusion, predictor.labels))  # fmt: skip
-    ev.files = write_evaluation(out, metrics, predictor.labels, folder / "history.csv", f"{card.framework}/{card.model}",
+    ev.files = write_evaluation(out, metrics, predictor.labels, histories(folder), f"{card.framework}/{card.model}",
                                 [c.path for c in known], probs, y)  # fmt: skip
     ev.files["coverage_png"] = str(out / "coverage.png")
     plot_coverage(probs, y, predictor.threshold, ev.files["coverage_png"], f"{card.framework}/{card.model}: accuracy against coverage")
@@ -464,7 +471,8 @@ def evaluate_run(
 
 
 def write_evaluation(
-    out: Path, m: Metrics, labels: list[str], history: Path, name: str, paths: list[str], probs: np.ndarray, y: np.ndarray
+    out: Path, m: Metrics, labels: list[str], history: list[tuple[str, Path]], name: str, paths: list[str],
+    probs: np.ndarray, y: np.ndarray,
 ) -> dict[str, str]:
     files = {
         "metrics": out / "metrics.json", "per_gloss": out / "per_gloss.csv", "confusion_csv": out / "confusion.csv",
@@ -492,9 +500,9 @@ def write_evaluation(
     plot_confusion(cm, names, files["confusion_png"], False, f"{name}: confusion (counts{which})")
     plot_confusion(cm, names, files["confusion_norm_png"], True, f"{name}: confusion (row-normalised{which})")
     plot_recall(m.per_gloss, files["recall_png"], f"{name}: recall per gloss")
-    if history.exists():
+    if history:  # a run's own, or an ensemble's members'
         files["curves"] = out / "curves.png"
-        plot_curves(history, files["curves"], f"{name}: training curves")
+        plot_curves(history, files["curves"], f"{name}: training curves" + (" of its members" if len(history) > 1 else ""))
     return {k: str(v) for k, v in files.items()}
 
 

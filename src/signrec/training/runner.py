@@ -40,6 +40,17 @@ RUN_FILES = (RUN_NAME, SPLIT_NAME, "history.csv", TORCH_NAME, KERAS_NAME, "last.
              MEMBERS, VALIDATED_NAME)  # fmt: skip
 
 
+def histories(folder: str | os.PathLike) -> list[tuple[str, Path]]:
+    """A run's training history: its own `history.csv`, or an ensemble's, each member's (named by its folder; the
+    validated models first, then the refits)."""
+    folder = Path(folder)
+    if (folder / "history.csv").exists():
+        return [("", folder / "history.csv")]
+    found = (folder / MEMBERS).glob("*/history.csv")
+    order = sorted(found, key=lambda h: (h.parent.name.startswith("refit"), int(h.parent.name.rsplit("-", 1)[-1])))
+    return [(h.parent.name, h) for h in order]
+
+
 class RunConflict(ValueError):
     """The run folder holds a run made with other settings or data."""
 
