@@ -4,14 +4,26 @@ PY ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: setup test test-fast lint lock bench
+.PHONY: setup chromium test test-fast lint lock bench
 
-setup:
+setup: chromium
+	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "make setup: the lock is for Python 3.11; $(PY) is " + sys.version.split()[0] + ": give PY=python3.11")'
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet pip==26.3
 	$(BIN)/pip install -r requirements.lock
 	$(BIN)/pip install --no-deps -e .
 	$(BIN)/pip check
+
+# The web app's tests drive Debian's Chromium with Playwright (whose own browser download may be out of reach):
+# installed as root where it is missing; otherwise said how.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	  else \
+	    echo "make setup: no /usr/bin/chromium, which the web app's tests need: sudo apt-get install -y chromium" >&2; \
+	  fi; \
+	fi
 
 test:
 	$(BIN)/python -m pytest

@@ -357,7 +357,8 @@ def evaluate_run(
 
     Writes metrics.json, per_gloss.csv, predictions.csv (the clips scored), confusion CSV/PNGs, recall and
     training-curve PNGs and report.md into `out` (default: beside the checkpoint, `eval-<data>-<split>`). `data`
-    that is not a store (a folder with an index.csv, as `run --keypoints` takes) is imported into `out/keypoints`.
+    that is not a store (a folder with an index.csv, as `run --keypoints` takes) is imported into a temporary store,
+    for this evaluation alone.
     Clips of glosses the model does not know are skipped and listed; clips that were in the model's training
     split are counted and warned about, in other folders too (known by their keypoints).
     """
