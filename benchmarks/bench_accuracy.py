@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np
 from common import machine, markdown_table, require_data, shared_store
 
-from signrec.evaluate import score, topk_hits
+from signrec.evaluate import SIGNER_MIN_CLIPS, per_signer, score, topk_hits
 from signrec.io import atomic_write_json
 from signrec.predict import load_predictor
 from signrec.presets import BEST_AUGMENT, BEST_PREPROCESS, best, reference
@@ -309,12 +309,10 @@ def protocol5(data: Path, seeds: int, work: Path) -> list[Task]:
 PROTOCOLS = {"1": protocol1, "2": protocol2, "3": protocol3, "4": protocol4, "5": protocol5}
 
 
-def by_signer(clips: list, right: np.ndarray) -> dict[str, float]:
-    """Top-1 per person with 5 clips or more (fewer: a coin, not a figure)."""
-    people: dict[str, list[bool]] = {}
-    for c, ok in zip(clips, right, strict=True):
-        people.setdefault(c.signer or "?", []).append(bool(ok))
-    return {k: float(np.mean(v)) for k, v in people.items() if len(v) >= 5}
+def by_signer(clips: list, probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Top-1 per person with SIGNER_MIN_CLIPS clips or more (`evaluate.per_signer`)."""
+    rows = per_signer([c.signer for c in clips], probs, y)
+    return {r["signer"]: r["top1"] for r in rows if r["clips"] >= SIGNER_MIN_CLIPS}
 
 
 def run_task(task: Task, recipe_name: str, work: Path) -> dict:
@@ -346,15 +344,15 @@ def run_task(task: Task, recipe_name: str, work: Path) -> dict:
         # each clip and its mirror image, probabilities averaged (a measurement: prediction does not do it)
         both = (raw + predictor.predict_proba([mirror(x) for x in clips], calibrated=False)) / 2
         mirror_tta = {"top1": float(topk_hits(both, y, 1).mean()), "top5": float(topk_hits(both, y, m.k).mean()),
-                      "per_signer": by_signer(known, both.argmax(1) == y)}  # fmt: skip
+                      "per_signer": by_signer(known, both, y)}  # fmt: skip
         validated = {}
         if (Path(tmp) / "run" / VALIDATED_NAME).exists():  # a refit: the validated model alone, on the same clips
             alone = load_predictor(Path(tmp) / "run" / VALIDATED_NAME).predict_proba(clips, calibrated=False)
             validated = {"top1": float(topk_hits(alone, y, 1).mean()), "top5": float(topk_hits(alone, y, m.k).mean())}
-    per_signer = by_signer(known, probs.argmax(1) == y)
+    signers = by_signer(known, probs, y)
     out = {"recipe": recipe_name, "task": task.name, "n_test": len(known), "top1": m.top1, "top5": m.top5, "k": m.k,
            "epochs": result.epochs, "best_epoch": result.best_epoch, "seconds": seconds, "val_acc": result.val_acc,
-           "per_gloss": m.per_gloss, "per_signer": per_signer, "confusion": m.confusion, "ece": m.ece,
+           "per_gloss": m.per_gloss, "per_signer": signers, "confusion": m.confusion, "ece": m.ece,
            "ece_uncalibrated": m.ece_uncalibrated, "threshold": m.threshold, "coverage": m.coverage,
            "answered_top1": m.answered_top1, "mirror_tta": mirror_tta, "validated": validated, "fingerprint": key,
            "clips": [c.path for c in known], "y": y.tolist(), "raw": np.round(raw, 5).tolist()}  # fmt: skip

@@ -303,6 +303,35 @@ def test_the_report_says_when_nothing_was_confused_and_counts_in_words(run, data
     assert "skipped 1 clip of 1 gloss the model does not know: bed (1)" in evaluate_run(run, one, "all").warnings[0]
 
 
+def test_the_report_gives_each_signers_figures_the_lowest_first(run, data_dir, tmp_path):
+    """New signers are the hard case, and a report of new people gave one figure for all of them: each person's
+    top-1 and top-k are now in the report (those with at least SIGNER_MIN_CLIPS clips) and per_signer.csv (all)."""
+    from signrec.evaluate import SIGNER_MIN_CLIPS, per_signer
+    from signrec.store import import_keypoints
+
+    webcam = data_dir / "keypoints" / "webcam" / "ilkerdemir-s"
+    files = {f"{g}/{i}.npy": webcam / g / f"{i:03d}.npy" for g in ("hello", "thanks") for i in range(5)}
+    src = link_tree(tmp_path / "src", files)
+    who = {f: "s1" if i < SIGNER_MIN_CLIPS + 1 else "s2" for i, f in enumerate(files)}  # 6 clips and 4
+    (src / "index.csv").write_text("path,signer\n" + "".join(f"{f},{who[f]}\n" for f in files))
+    import_keypoints(src, tmp_path / "kp", progress=False)
+    ev = evaluate_run(run, tmp_path / "kp", "all", progress=False)
+    right = {}
+    for r in read_csv_rows(ev.files["predictions"]):
+        right.setdefault(who[r["path"]], []).append(int(r["correct"]))
+    rows = {r["signer"]: r for r in read_csv_rows(ev.files["per_signer"])}
+    assert {s: int(r["clips"]) for s, r in rows.items()} == {s: len(v) for s, v in right.items()} == {"s1": 6, "s2": 4}
+    assert {s: float(r["top1"]) for s, r in rows.items()} == pytest.approx({s: np.mean(v) for s, v in right.items()})
+    report = Path(ev.files["report"]).read_text()
+    assert "Per signer (2 people; those with at least 5 clips, the lowest top-1 first):" in report
+    assert f"| s1 | 6 | {np.mean(right['s1']):.1%} |" in report and "| s2 |" not in report
+    assert "1 other person with fewer clips (per_signer.csv)." in report
+    probs = np.array([[0.6, 0.3, 0.1], [0.1, 0.2, 0.7], [0.5, 0.1, 0.4], [0.2, 0.7, 0.1]])
+    got = per_signer(["a", "b", "b", ""], probs, np.array([0, 1, 1, 0]), k=2)
+    assert [(r["signer"], r["clips"], r["top1"], r["topk"]) for r in got] == [
+        ("b", 2, 0.0, 0.5), ("?", 1, 0.0, 1.0), ("a", 1, 1.0, 1.0)]  # the most clips first among equals
+
+
 def test_evaluate_says_which_clips_of_the_store_it_could_not_score(run, data_dir, tmp_path):
     """Clips an import or extraction refused are in the store's manifest as failed: the report said "all 2 clips"
     without them."""

@@ -52,6 +52,21 @@ def topk_hits(probs: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
     return (top == y[:, None]).any(axis=1)
 
 
+SIGNER_MIN_CLIPS = 5  # a person's figures on fewer clips are a coin, not a figure: listed, not tabled
+
+
+def per_signer(signers: list[str], probs: np.ndarray, y: np.ndarray, k: int = 5) -> list[dict]:
+    """Top-1 and top-k of each person's clips (a clip without a signer under "?"), the lowest top-1 first (the most
+    clips first among equals)."""
+    hits1, hitsk = topk_hits(probs, y, 1), topk_hits(probs, y, k)
+    people: dict[str, list[int]] = {}
+    for i, s in enumerate(signers):
+        people.setdefault(s or "?", []).append(i)
+    rows = [{"signer": s, "clips": len(idx), "top1": float(hits1[idx].mean()), "topk": float(hitsk[idx].mean())}
+            for s, idx in people.items()]  # fmt: skip
+    return sorted(rows, key=lambda r: (r["top1"], -r["clips"], r["signer"]))
+
+
 def per_gloss_mean(hits: np.ndarray, y: np.ndarray) -> float:
     """Mean over the glosses present in `y` of each gloss's share of hits."""
     classes = np.unique(y)
@@ -298,6 +313,7 @@ class Evaluation:
     in_training: int = 0  # scored clips that were in the model's training split
     warnings: list[str] = field(default_factory=list)
     confusions: list[dict] = field(default_factory=list)
+    signers: list[dict] = field(default_factory=list)  # `per_signer`, when the clips name two people or more
 
     def summary_line(self) -> str:
         m = self.metrics
@@ -462,8 +478,10 @@ def evaluate_run(
     ev = Evaluation(str(folder), card.framework, card.model, split, metrics, {}, str(store.root), scored,
                     sum(unknown.values()), unknown, in_training, warnings_,
                     top_confusions(metrics.confusion, predictor.labels))  # fmt: skip
+    people = per_signer([c.signer for c in known], probs, y, metrics.k)
+    ev.signers = people if len([r for r in people if r["signer"] != "?"]) > 1 else []
     ev.files = write_evaluation(out, metrics, predictor.labels, histories(folder), f"{card.framework}/{card.model}",
-                                [c.path for c in known], probs, y)  # fmt: skip
+                                [c.path for c in known], probs, y, ev.signers)  # fmt: skip
     ev.files["coverage_png"] = str(out / "coverage.png")
     plot_coverage(probs, y, predictor.threshold, ev.files["coverage_png"], f"{card.framework}/{card.model}: accuracy against coverage")
     write_report(out / "report.md", [ev], title=f"Evaluation of {folder.name}{'/' + file if file else ''} on {root.name} ({split})")
@@ -473,7 +491,7 @@ def evaluate_run(
 
 def write_evaluation(
     out: Path, m: Metrics, labels: list[str], history: list[tuple[str, Path]], name: str, paths: list[str],
-    probs: np.ndarray, y: np.ndarray,
+    probs: np.ndarray, y: np.ndarray, signers: list[dict] | None = None,
 ) -> dict[str, str]:
     files = {
         "metrics": out / "metrics.json", "per_gloss": out / "per_gloss.csv", "confusion_csv": out / "confusion.csv",
@@ -492,6 +510,11 @@ def write_evaluation(
         pred_rows.append({"path": p, "true": labels[t], "predicted": labels[int(order[0])], "probability": f"{pr.max():.4f}",
                           f"top{k}": " ".join(labels[i] for i in order), "correct": int(order[0] == t)})  # fmt: skip
     write_csv_atomic(files["predictions"], pred_rows, ["path", "true", "predicted", "probability", "correct", f"top{k}"])
+    if signers:
+        files["per_signer"] = out / "per_signer.csv"
+        write_csv_atomic(files["per_signer"], [{"signer": r["signer"], "clips": r["clips"], "top1": f"{r['top1']:.4f}",
+                                                f"top{k}": f"{r['topk']:.4f}"} for r in signers],
+                         ["signer", "clips", "top1", f"top{k}"])  # fmt: skip
     cm, names, which = np.array(m.confusion), labels, ""
     if len(labels) > LABELLED_UP_TO:  # a large vocabulary: the glosses among these clips or predicted (the CSV: all)
         play = np.flatnonzero((cm.sum(axis=0) > 0) | (cm.sum(axis=1) > 0))
@@ -546,6 +569,7 @@ def write_report(path: str | os.PathLike, evaluations: list[Evaluation], title: 
             lines.append("")
         elif ev.metrics.n:
             lines += ["Most confused pairs: none (every clip's answer was right).", ""]
+        lines += _per_signer_lines(ev.signers, ev.metrics.k)
         lines += _per_gloss_table(ev.metrics.per_gloss)
         for key, caption in (("confusion_png", "confusion (counts)"), ("confusion_norm_png", "confusion (row-normalised)"),
                              ("recall_png", "recall per gloss"), ("coverage_png", "accuracy against coverage"),
@@ -553,6 +577,25 @@ def write_report(path: str | os.PathLike, evaluations: list[Evaluation], title: 
             if key in ev.files:
                 lines += ["", f"![{ev.framework} {caption}]({rel(ev.files[key])})"]
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _per_signer_lines(signers: list[dict], k: int) -> list[str]:
+    """The report's per-person table: those with at least SIGNER_MIN_CLIPS clips, the lowest top-1 first; a count of
+    the others (all of them in per_signer.csv)."""
+    if not signers:
+        return []
+    tabled = [r for r in signers if r["clips"] >= SIGNER_MIN_CLIPS]
+    head = (f"Per signer ({count(len(signers), 'person', 'people')}; those with at least {SIGNER_MIN_CLIPS} clips, "
+            "the lowest top-1 first):")
+    lines = [head, ""]
+    if tabled:
+        lines += [f"| signer | clips | top-1 | top-{k} |", "|---|---|---|---|"]
+        lines += [f"| {r['signer']} | {r['clips']} | {r['top1']:.1%} | {r['topk']:.1%} |" for r in tabled]
+        lines.append("")
+    if len(tabled) < len(signers):
+        fewer = len(signers) - len(tabled)
+        lines += [f"{count(fewer, 'other person', 'other people')} with fewer clips (per_signer.csv).", ""]
+    return lines
 
 
 def _per_gloss_table(per_gloss: list[dict]) -> list[str]:
