@@ -4,15 +4,18 @@ PY ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: setup chromium test test-fast lint lock bench
+.PHONY: setup python3.11 chromium test test-fast lint lock bench
 
-setup: chromium
-	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "make setup: the lock is for Python 3.11; $(PY) is " + sys.version.split()[0] + ": give PY=python3.11")'
+setup: python3.11 chromium
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet pip==26.3
 	$(BIN)/pip install -r requirements.lock
 	$(BIN)/pip install --no-deps -e .
 	$(BIN)/pip check
+
+# The lock is for Python 3.11: checked before anything is installed.
+python3.11:
+	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "make setup: the lock is for Python 3.11; $(PY) is " + sys.version.split()[0] + ": give PY=python3.11")'
 
 # The web app's tests drive Debian's Chromium with Playwright (whose own browser download may be out of reach):
 # installed as root where it is missing; otherwise said how.

@@ -134,23 +134,28 @@ def test_curves_mark_the_best_epoch_with_whole_epoch_ticks(tmp_path):
 
 def test_an_ensemble_has_the_training_curves_of_its_members(tmp_path):
     """The best model of `run` (validated models and refits in members/) had no curves in its report: only a run's
-    own history.csv was drawn. Each member is now drawn in its own colour, the validated ones with their best epoch."""
+    own history.csv was drawn. Each member is now drawn in its own colour, the validated ones with their best epoch;
+    only the members the model is made of (its card's), and only folders named as members."""
     from signrec.training.runner import histories
 
     header = "epoch,train_loss,train_acc,val_loss,val_acc,seconds\n"
     for name, rows in (("seed-0", "1,1.2,0.3,1.3,0.2,1\n2,0.8,0.6,1.0,0.5,1\n3,0.6,0.7,1.1,0.55,1\n"),
                        ("seed-1", "1,1.1,0.3,1.2,0.3,1\n2,0.9,0.5,0.9,0.6,1\n"),
-                       ("refit-seed-2", "1,1.0,0.4,,,1\n2,0.7,0.6,,,1\n3,0.5,0.8,,,1\n")):  # fmt: skip
+                       ("refit-seed-2", "1,1.0,0.4,,,1\n2,0.7,0.6,,,1\n3,0.5,0.8,,,1\n"),
+                       ("seed-10", ""),  # interrupted before its first epoch: nothing to draw
+                       ("seed-0-old", "1,1.0,0.4,1.0,0.4,1\n"), (".seed-3", "1,1.0,0.4,1.0,0.4,1\n")):  # fmt: skip
         (tmp_path / "members" / name).mkdir(parents=True)
         (tmp_path / "members" / name / "history.csv").write_text(header + rows)
     found = histories(tmp_path)
     assert [name for name, _ in found] == ["seed-0", "seed-1", "refit-seed-2"]  # validated first, in seed order
+    assert [name for name, _ in histories(tmp_path, ["seed-0", "seed-1"])] == ["seed-0", "seed-1"]  # validated.pt's
     fig = curves_figure(found)
     for ax in fig.axes:
-        labels = [line.get_label() for line in ax.get_lines()]
-        assert labels == ["seed-0 train", "seed-0 val", "seed-0 best epoch (2)", "seed-1 train", "seed-1 val",
-                          "seed-1 best epoch (2)", "refit-seed-2 train"]  # fmt: skip
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["seed-0", "seed-1", "refit-seed-2"]
         assert len({line.get_color() for line in ax.get_lines()}) == 3  # a colour a member
+        best = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+        assert sorted(line.get_xdata()[0] for line in best) == [2, 2]  # the validated members' lowest val loss
+    assert "dotted: the validated models' best epochs" in fig._suptitle.get_text()
     (tmp_path / "history.csv").write_text(header + "1,1.2,0.3,1.3,0.2,1\n")
     assert histories(tmp_path) == [("", tmp_path / "history.csv")]  # a run of its own: its own history
 
@@ -329,7 +334,7 @@ def test_the_report_gives_each_signers_figures_the_lowest_first(run, data_dir, t
     probs = np.array([[0.6, 0.3, 0.1], [0.1, 0.2, 0.7], [0.5, 0.1, 0.4], [0.2, 0.7, 0.1]])
     got = per_signer(["a", "b", "b", ""], probs, np.array([0, 1, 1, 0]), k=2)
     assert [(r["signer"], r["clips"], r["top1"], r["topk"]) for r in got] == [
-        ("b", 2, 0.0, 0.5), ("?", 1, 0.0, 1.0), ("a", 1, 1.0, 1.0)]  # the most clips first among equals
+        ("b", 2, 0.0, 0.5), ("(no signer)", 1, 0.0, 1.0), ("a", 1, 1.0, 1.0)]  # the most clips first among equals
 
 
 def test_evaluate_says_which_clips_of_the_store_it_could_not_score(run, data_dir, tmp_path):

@@ -340,7 +340,7 @@ def test_a_camera_session_over_the_limit_is_told_to_come_back(server):
 def browser(model, tmp_path_factory):
     """Headless Chromium whose camera plays a real clip (converted to .y4m for its fake capture device)."""
     if not CHROMIUM.exists():
-        pytest.fail(f"Chromium is missing at {CHROMIUM}: apt-get install -y chromium (.ci/run installs it)")
+        pytest.fail(f"Chromium is missing at {CHROMIUM}: apt-get install -y chromium (make setup installs it as root)")
     from playwright.sync_api import sync_playwright
 
     camera = tmp_path_factory.mktemp("camera") / "drink.y4m"

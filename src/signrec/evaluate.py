@@ -53,15 +53,16 @@ def topk_hits(probs: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
 
 
 SIGNER_MIN_CLIPS = 5  # a person's figures on fewer clips are a coin, not a figure: listed, not tabled
+NO_SIGNER = "(no signer)"  # the clips whose signer is not known, together: not a person
 
 
 def per_signer(signers: list[str], probs: np.ndarray, y: np.ndarray, k: int = 5) -> list[dict]:
-    """Top-1 and top-k of each person's clips (a clip without a signer under "?"), the lowest top-1 first (the most
-    clips first among equals)."""
+    """Top-1 and top-k of each person's clips (the clips without a signer together, as NO_SIGNER), the lowest top-1
+    first (the most clips first among equals)."""
     hits1, hitsk = topk_hits(probs, y, 1), topk_hits(probs, y, k)
     people: dict[str, list[int]] = {}
     for i, s in enumerate(signers):
-        people.setdefault(s or "?", []).append(i)
+        people.setdefault(s or NO_SIGNER, []).append(i)
     rows = [{"signer": s, "clips": len(idx), "top1": float(hits1[idx].mean()), "topk": float(hitsk[idx].mean())}
             for s, idx in people.items()]  # fmt: skip
     return sorted(rows, key=lambda r: (r["top1"], -r["clips"], r["signer"]))
@@ -262,7 +263,8 @@ def plot_curves(histories: str | os.PathLike | list[tuple[str, Path]], path: str
 def curves_figure(histories: str | os.PathLike | list[tuple[str, Path]], title: str = ""):
     """Loss and accuracy per epoch, train and validation, side by side; the best epoch (lowest validation loss,
     the model kept) is marked, and epochs are whole numbers. `histories`: one `history.csv`, or `(name, csv)` pairs
-    (an ensemble's members, each in a colour of its own and named in the legend; a refit has no validation)."""
+    (an ensemble's members, each in a colour of its own and named once in the legend, the line styles said in the
+    title: solid training, dashed validation, dotted best epoch; a refit has no validation)."""
     from matplotlib.ticker import MaxNLocator
 
     plt = _plt()
@@ -280,16 +282,19 @@ def curves_figure(histories: str | os.PathLike | list[tuple[str, Path]], title: 
                 pts = [(e, float(r[f"{stage}_{metric}"])) for e, r in zip(epochs, rows, strict=True)
                        if r.get(f"{stage}_{metric}") not in (None, "")]  # fmt: skip
                 if pts:
-                    ax.plot(*zip(*pts, strict=True), style, label=prefix + stage, **colour)
+                    label = (name if stage == "train" else "_") if len(runs) > 1 else stage
+                    ax.plot(*zip(*pts, strict=True), style, label=label, **colour)
             if best is not None:
-                ax.axvline(best, color=colour.get("color", "grey"), linestyle=":", label=f"{prefix}best epoch ({best})")
+                label = f"{prefix}best epoch ({best})" if len(runs) == 1 else "_"
+                ax.axvline(best, color=colour.get("color", "grey"), linestyle=":", label=label)
     for ax, metric in zip(axes, ("loss", "acc"), strict=True):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy" if metric == "acc" else "cross-entropy loss")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8 if len(runs) > 1 else None)
-    fig.suptitle(title or "training curves")
+    styles = "\n(solid: training, dashed: validation, dotted: the validated models' best epochs)" if len(runs) > 1 else ""
+    fig.suptitle((title or "training curves") + styles)
     fig.tight_layout()
     return fig
 
@@ -479,8 +484,9 @@ def evaluate_run(
                     sum(unknown.values()), unknown, in_training, warnings_,
                     top_confusions(metrics.confusion, predictor.labels))  # fmt: skip
     people = per_signer([c.signer for c in known], probs, y, metrics.k)
-    ev.signers = people if len([r for r in people if r["signer"] != "?"]) > 1 else []
-    ev.files = write_evaluation(out, metrics, predictor.labels, histories(folder), f"{card.framework}/{card.model}",
+    ev.signers = people if len([r for r in people if r["signer"] != NO_SIGNER]) > 1 else []
+    made_of = [Path(m["run"]).name for m in card.training["members"]] if card.training.get("members") else None
+    ev.files = write_evaluation(out, metrics, predictor.labels, histories(folder, made_of), f"{card.framework}/{card.model}",
                                 [c.path for c in known], probs, y, ev.signers)  # fmt: skip
     ev.files["coverage_png"] = str(out / "coverage.png")
     plot_coverage(probs, y, predictor.threshold, ev.files["coverage_png"], f"{card.framework}/{card.model}: accuracy against coverage")
@@ -510,6 +516,8 @@ def write_evaluation(
         pred_rows.append({"path": p, "true": labels[t], "predicted": labels[int(order[0])], "probability": f"{pr.max():.4f}",
                           f"top{k}": " ".join(labels[i] for i in order), "correct": int(order[0] == t)})  # fmt: skip
     write_csv_atomic(files["predictions"], pred_rows, ["path", "true", "predicted", "probability", "correct", f"top{k}"])
+    (out / "per_signer.csv").unlink(missing_ok=True)  # an earlier evaluation's, into this folder
+    (out / "curves.png").unlink(missing_ok=True)
     if signers:
         files["per_signer"] = out / "per_signer.csv"
         write_csv_atomic(files["per_signer"], [{"signer": r["signer"], "clips": r["clips"], "top1": f"{r['top1']:.4f}",
@@ -585,16 +593,17 @@ def _per_signer_lines(signers: list[dict], k: int) -> list[str]:
     if not signers:
         return []
     tabled = [r for r in signers if r["clips"] >= SIGNER_MIN_CLIPS]
-    head = (f"Per signer ({count(len(signers), 'person', 'people')}; those with at least {SIGNER_MIN_CLIPS} clips, "
+    persons = [r for r in signers if r["signer"] != NO_SIGNER]
+    head = (f"Per signer ({count(len(persons), 'person', 'people')}; those with at least {SIGNER_MIN_CLIPS} clips, "
             "the lowest top-1 first):")
     lines = [head, ""]
     if tabled:
         lines += [f"| signer | clips | top-1 | top-{k} |", "|---|---|---|---|"]
         lines += [f"| {r['signer']} | {r['clips']} | {r['top1']:.1%} | {r['topk']:.1%} |" for r in tabled]
         lines.append("")
-    if len(tabled) < len(signers):
-        fewer = len(signers) - len(tabled)
-        lines += [f"{count(fewer, 'other person', 'other people')} with fewer clips (per_signer.csv).", ""]
+    fewer = [r for r in persons if r["clips"] < SIGNER_MIN_CLIPS]
+    if fewer:
+        lines += [f"{count(len(fewer), 'other person', 'other people')} with fewer clips (per_signer.csv).", ""]
     return lines
 
 

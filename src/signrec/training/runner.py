@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import statistics
 import time
@@ -22,7 +23,7 @@ import numpy as np
 
 from ..calibration import calibrate
 from ..checkpoint import KERAS_NAME, TORCH_NAME, Card, save_keras, save_torch
-from ..io import atomic_write_json
+from ..io import atomic_write_json, read_csv_rows
 from ..models import build_model, keep_classes, make_config
 from ..presets import Recipe
 from ..splits import SPLIT_NAME, Split, answer_and_learn, make_split
@@ -40,15 +41,22 @@ RUN_FILES = (RUN_NAME, SPLIT_NAME, "history.csv", TORCH_NAME, KERAS_NAME, "last.
              MEMBERS, VALIDATED_NAME)  # fmt: skip
 
 
-def histories(folder: str | os.PathLike) -> list[tuple[str, Path]]:
-    """A run's training history: its own `history.csv`, or an ensemble's, each member's (named by its folder; the
-    validated models first, then the refits)."""
+MEMBER_NAME = re.compile(r"(refit-)?seed-(\d+)")  # members/seed-<N>, members/refit-seed-<N>
+
+
+def histories(folder: str | os.PathLike, members: list[str] | None = None) -> list[tuple[str, Path]]:
+    """A run's training history: its own `history.csv`, or an ensemble's, each member's that has a row (named by its
+    folder; the validated models first, then the refits). `members`: the member folders the model is made of (its
+    card's); without them, every folder below `members/` named as a member is."""
     folder = Path(folder)
     if (folder / "history.csv").exists():
-        return [("", folder / "history.csv")]
-    found = (folder / MEMBERS).glob("*/history.csv")
-    order = sorted(found, key=lambda h: (h.parent.name.startswith("refit"), int(h.parent.name.rsplit("-", 1)[-1])))
-    return [(h.parent.name, h) for h in order]
+        found = [("", folder / "history.csv")]
+    else:
+        names = members if members is not None else [d.name for d in (folder / MEMBERS).glob("*")]
+        numbered = [(m, int(m[2])) for m in map(MEMBER_NAME.fullmatch, names) if m]
+        order = sorted(numbered, key=lambda t: (t[0][1] is not None, t[1]))
+        found = [(m[0], folder / MEMBERS / m[0] / "history.csv") for m, _ in order]
+    return [(name, h) for name, h in found if h.exists() and read_csv_rows(h)]
 
 
 class RunConflict(ValueError):
