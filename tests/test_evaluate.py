@@ -331,6 +331,13 @@ def test_the_report_gives_each_signers_figures_the_lowest_first(run, data_dir, t
     assert "Per signer (2 people; those with at least 5 clips, the lowest top-1 first):" in report
     assert f"| s1 | 6 | {np.mean(right['s1']):.1%} |" in report and "| s2 |" not in report
     assert "1 other person with fewer clips (per_signer.csv)." in report
+    few = evaluate_run(run, tmp_path / "kp", "all", where="signer=s2", progress=False, out=tmp_path / "few")
+    assert few.signers == []  # one person: no per-signer lines
+    from signrec.evaluate import _per_signer_lines
+
+    assert _per_signer_lines([{"signer": "s2", "clips": 4, "top1": 0.5, "topk": 1.0},
+                              {"signer": "s3", "clips": 2, "top1": 1.0, "topk": 1.0}], 5) == [
+        "Per signer: 2 people, none with 5 clips or more (per_signer.csv).", ""]  # fmt: skip
     probs = np.array([[0.6, 0.3, 0.1], [0.1, 0.2, 0.7], [0.5, 0.1, 0.4], [0.2, 0.7, 0.1]])
     got = per_signer(["a", "b", "b", ""], probs, np.array([0, 1, 1, 0]), k=2)
     assert [(r["signer"], r["clips"], r["top1"], r["topk"]) for r in got] == [

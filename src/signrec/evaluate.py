@@ -594,13 +594,13 @@ def _per_signer_lines(signers: list[dict], k: int) -> list[str]:
         return []
     tabled = [r for r in signers if r["clips"] >= SIGNER_MIN_CLIPS]
     persons = [r for r in signers if r["signer"] != NO_SIGNER]
-    head = (f"Per signer ({count(len(persons), 'person', 'people')}; those with at least {SIGNER_MIN_CLIPS} clips, "
-            "the lowest top-1 first):")
-    lines = [head, ""]
-    if tabled:
-        lines += [f"| signer | clips | top-1 | top-{k} |", "|---|---|---|---|"]
-        lines += [f"| {r['signer']} | {r['clips']} | {r['top1']:.1%} | {r['topk']:.1%} |" for r in tabled]
-        lines.append("")
+    people = count(len(persons), "person", "people")
+    if not tabled:
+        return [f"Per signer: {people}, none with {SIGNER_MIN_CLIPS} clips or more (per_signer.csv).", ""]
+    lines = [f"Per signer ({people}; those with at least {SIGNER_MIN_CLIPS} clips, the lowest top-1 first):", ""]
+    lines += [f"| signer | clips | top-1 | top-{k} |", "|---|---|---|---|"]
+    lines += [f"| {r['signer']} | {r['clips']} | {r['top1']:.1%} | {r['topk']:.1%} |" for r in tabled]
+    lines.append("")
     fewer = [r for r in persons if r["clips"] < SIGNER_MIN_CLIPS]
     if fewer:
         lines += [f"{count(len(fewer), 'other person', 'other people')} with fewer clips (per_signer.csv).", ""]
