@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import layout
-from ..io import KeypointFileError, gloss_folder, load_npy, read_csv_rows
+from ..io import KeypointFileError, count, gloss_folder, load_npy, read_csv_rows
 from .schema import MANIFEST_NAME, value
 from .store import KeypointStore, NotAStoreError, StoreWriter, check_keypoints, layout_error, open_store
 
@@ -72,7 +72,8 @@ class ImportSummary:
             lines.append(f"columns taken from {self.index}")
         if self.unmatched:
             shown = ", ".join(self.unmatched[:5]) + (", ..." if len(self.unmatched) > 5 else "")
-            lines.append(f"{len(self.unmatched)} rows of {self.index} name no file there ({shown})")
+            verb = "names" if len(self.unmatched) == 1 else "name"
+            lines.append(f"{count(len(self.unmatched), 'row')} of {self.index} {verb} no file there ({shown})")
         lines += ["  " + p for p in self.problems[:10]]
         if len(self.problems) > 10:
             lines.append(f"  ... and {len(self.problems) - 10} more (see the manifest)")

@@ -41,7 +41,12 @@ RUN_FILES = (RUN_NAME, SPLIT_NAME, "history.csv", TORCH_NAME, KERAS_NAME, "last.
              MEMBERS, VALIDATED_NAME)  # fmt: skip
 
 
-MEMBER_NAME = re.compile(r"(refit-)?seed-(\d+)")  # members/seed-<N>, members/refit-seed-<N>
+MEMBER_NAME = re.compile(r"(refit-)?seed-(\d+)")  # what `member_folder` names
+
+
+def member_folder(out: Path, seed: int, refit: bool = False) -> Path:
+    """An ensemble member's run folder: OUT/members/seed-<N>, or refit-seed-<N> for a refit."""
+    return out / MEMBERS / f"{'refit-' if refit else ''}seed-{seed}"
 
 
 def histories(folder: str | os.PathLike, members: list[str] | None = None) -> list[tuple[str, Path]]:
@@ -391,8 +396,8 @@ def _train_ensemble(store: KeypointStore, out: Path, recipe: Recipe, chosen: Spl
     results, refits = [], []
     for i in range(config.ensemble):
         seed = config.seed + i
-        log(f"ensemble member {i + 1} of {config.ensemble} (seed {seed}) in {out / MEMBERS / f'seed-{seed}'}")
-        r = train(store, out / MEMBERS / f"seed-{seed}", member_recipe(seed), "torch", chosen, **learn)  # type: ignore[arg-type]
+        log(f"ensemble member {i + 1} of {config.ensemble} (seed {seed}) in {member_folder(out, seed)}")
+        r = train(store, member_folder(out, seed), member_recipe(seed), "torch", chosen, **learn)  # type: ignore[arg-type]
         log(r.line())
         results.append(r)
         if config.refit:
@@ -402,8 +407,8 @@ def _train_ensemble(store: KeypointStore, out: Path, recipe: Recipe, chosen: Spl
             twin, plan = seed + config.ensemble, refit_plan(r, config.refit_whole)
             within = f", within {cap:.1f} min" if cap else ""
             log(f"refit of seed {seed} on its training and validation clips (seed {twin}, {plan['epochs']} epochs"
-                f"{within}) in {out / MEMBERS / f'refit-seed-{twin}'}")  # fmt: skip
-            refits.append(train(store, out / MEMBERS / f"refit-seed-{twin}", refit_recipe(twin), "torch", both,
+                f"{within}) in {member_folder(out, twin, refit=True)}")  # fmt: skip
+            refits.append(train(store, member_folder(out, twin, refit=True), refit_recipe(twin), "torch", both,
                                 replay=plan, **learn))  # type: ignore[arg-type]
             log(refits[-1].line())
     validated = [load_torch(r.checkpoint) for r in results]
